@@ -1,0 +1,107 @@
+"""``attrition train | promote | predict``: the command line over the model code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+
+from attrition import config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from attrition.pipeline import train_and_register
+
+    release = train_and_register(args.data_dir, quick=args.quick or None, seed=args.seed)
+    print(
+        f"cv_roc_auc={release.cv_roc_auc:.4f} model={release.name} version={release.version} "
+        f"aliases={','.join(release.aliases)} run_id={release.run_id}"
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from attrition.registry import promote
+
+    version = promote(args.version)
+    print(f"{config.MODEL_NAME} version {version} is now @{config.PRODUCTION}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from attrition.bundle import load
+    from attrition.schema import FEATURES, validate_features
+
+    config.configure_mlflow()
+    uri = args.model_uri or config.model_uri(args.alias)
+    frame = pd.read_csv(args.csv, encoding="utf-8-sig")
+    bundle = load(uri)
+    features = validate_features(frame.loc[:, [c for c in FEATURES if c in frame.columns]])
+    out = bundle.score(features)
+    if "EmployeeNumber" in frame.columns:
+        out.insert(0, "EmployeeNumber", frame["EmployeeNumber"])
+    if args.explain != "none":
+        out["explanation"] = [json.dumps(e) for e in bundle.explain(features, args.explain)]
+    out.to_csv(args.output or sys.stdout, index=False)
+    if args.drift:
+        report = bundle.drift(features)
+        print(
+            f"batch drift: {report.is_drift} (features: {', '.join(report.drifted) or 'none'})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="attrition", description="Employee attrition model: train, promote, predict."
+    )
+    sub = root.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="search, train, bundle the trust signals and register a new version")
+    train.add_argument(
+        "--quick", action="store_true", help="small search and 3-fold CV (also: ATTRITION_QUICK=1)"
+    )
+    train.add_argument(
+        "--data-dir", help="folder holding the CSV (default: $ATTRITION_DATA_DIR or a user cache)"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    promote = sub.add_parser(
+        "promote", help=f"move @{config.PRODUCTION} (default: to the @{config.STAGING} version)"
+    )
+    promote.add_argument("--version", help="the model version to promote")
+    promote.set_defaults(func=_promote)
+
+    predict = sub.add_parser("predict", help="score a CSV of employees with the registered bundle")
+    predict.add_argument("csv", help="CSV with the 30 feature columns (extra columns are ignored)")
+    predict.add_argument(
+        "--alias", default=config.PRODUCTION, help="registry alias to load (default: %(default)s)"
+    )
+    predict.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
+    predict.add_argument("--output", "-o", help="output CSV (default: stdout)")
+    predict.add_argument("--explain", choices=["none", "attributions", "anchors"], default="none")
+    predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
+    predict.set_defaults(func=_predict)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # one line for users; the traceback is noise at a command line
+        from attrition.data import DataError
+        from attrition.schema import SchemaError
+
+        if isinstance(exc, DataError | SchemaError | LookupError | FileNotFoundError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Train, bundle and register in one go: what ``attrition train`` and ``make train`` run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mlflow
+
+from attrition import config, registry
+from attrition.bundle import BundleInfo, log_bundle
+from attrition.train import CV_METRIC, TrainResult, train
+
+
+@dataclass
+class Release:
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str
+    cv_roc_auc: float
+    model_uri: str
+    result: TrainResult
+
+
+def train_and_register(
+    data_dir: str | None = None,
+    quick: bool | None = None,
+    seed: int = 0,
+    name: str = config.MODEL_NAME,
+    progress: Callable[[str], None] = print,
+) -> Release:
+    result = train(data_dir, quick=quick, seed=seed, progress=progress)
+    try:
+        info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc)
+        progress("fitting drift and outlier detectors and explainers, logging the bundle ...")
+        model_info = log_bundle(result.model, info, result.X_train, registered_model_name=name, seed=seed)
+        version = str(model_info.registered_model_version)
+        aliases = registry.mark_new_version(version, name)
+    finally:
+        mlflow.end_run()
+    progress(
+        f"registered {name} version {version} ({', '.join(aliases)}): {CV_METRIC} {result.cv_roc_auc:.4f}"
+    )
+    return Release(name, version, aliases, result.run_id, result.cv_roc_auc, model_info.model_uri, result)

@@ -1,0 +1,44 @@
+"""The registered model's life: a new version becomes ``staging``; ``promote`` moves ``production``."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from attrition import config
+
+
+def _client() -> MlflowClient:
+    config.configure_mlflow()
+    return MlflowClient()
+
+
+def alias_version(alias: str, name: str = config.MODEL_NAME) -> str | None:
+    """The version an alias points at, or None (also when the model is not registered)."""
+    try:
+        return _client().get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return None
+
+
+def mark_new_version(version: str, name: str = config.MODEL_NAME) -> list[str]:
+    """Alias a freshly registered version ``staging``; on a registry with no ``production`` yet, that
+    too, so that serving works out of the box. Returns the aliases set."""
+    client = _client()
+    client.set_registered_model_alias(name, config.STAGING, version)
+    aliases = [config.STAGING]
+    if alias_version(config.PRODUCTION, name) is None:
+        client.set_registered_model_alias(name, config.PRODUCTION, version)
+        aliases.append(config.PRODUCTION)
+    return aliases
+
+
+def promote(version: str | None = None, name: str = config.MODEL_NAME) -> str:
+    """Point ``production`` at ``version`` (default: the version ``staging`` points at)."""
+    version = version or alias_version(config.STAGING, name)
+    if version is None:
+        raise LookupError(f"model {name!r} has no {config.STAGING!r} version to promote")
+    client = _client()
+    client.get_model_version(name, version)  # raises a clear error for an unknown version
+    client.set_registered_model_alias(name, config.PRODUCTION, version)
+    return version
