@@ -1,0 +1,151 @@
+"""What platform teams watch: Prometheus metrics for outliers and sliding-window drift, and one
+structured telemetry line per request.
+
+MLServer serves custom metrics from its workers through prometheus_client's multiprocess mode, so they
+exist only with ``parallel_workers >= 1`` (our settings.json); gauges use ``mostrecent`` so the
+newest value wins across worker restarts.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import sys
+import threading
+import time
+
+import numpy as np
+from attrition.detectors import MIN_DRIFT_ROWS, DriftReport
+from attrition.schema import FEATURES
+from prometheus_client import Counter, Gauge, Histogram
+
+LABELS = ("model_name", "model_version")
+
+
+class Metrics:
+    """The runtime's own Prometheus series (MLServer already counts requests and latency)."""
+
+    def __init__(self, model_name: str, model_version: str):
+        labels = {"model_name": model_name, "model_version": model_version}
+        # registry=None: in multiprocess mode values go to MLServer's metrics dir, which /metrics reads.
+        self.rows = Counter("attrition_rows", "Rows scored", LABELS, registry=None).labels(**labels)
+        self.outliers = Counter(
+            "attrition_outliers", "Rows flagged as outliers", LABELS, registry=None
+        ).labels(**labels)
+        self.probability = Histogram(
+            "attrition_probability",
+            "Predicted probability of leaving",
+            LABELS,
+            registry=None,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        ).labels(**labels)
+        self.batch_drift = Counter(
+            "attrition_batch_drift",
+            "Requests whose own batch was tested for drift, by verdict",
+            (*LABELS, "drift"),
+            registry=None,
+        )
+        self._labels = labels
+        self.window_outlier_rate = self._gauge(
+            "attrition_window_outlier_rate", "Outlier share in the drift window"
+        )
+        self.window_rows = self._gauge("attrition_window_rows", "Rows in the sliding drift window")
+        self.window_is_drift = self._gauge(
+            "attrition_window_is_drift", "1 if the last window test found drift"
+        )
+        self.window_tests = Counter(
+            "attrition_window_drift_tests", "Sliding-window drift tests run", LABELS, registry=None
+        ).labels(**labels)
+        p_value = Gauge(
+            "attrition_window_drift_p_value",
+            "Window drift p-value per feature (after no correction)",
+            (*LABELS, "feature"),
+            registry=None,
+            multiprocess_mode="mostrecent",
+        )
+        self.window_p_value = {f: p_value.labels(**labels, feature=f) for f in FEATURES}
+        threshold = Gauge(
+            "attrition_window_drift_threshold",
+            "Per-feature p-value threshold (Bonferroni)",
+            LABELS,
+            registry=None,
+            multiprocess_mode="mostrecent",
+        )
+        self.window_threshold = threshold.labels(**labels)
+
+    def _gauge(self, name: str, doc: str):
+        return Gauge(name, doc, LABELS, registry=None, multiprocess_mode="mostrecent").labels(**self._labels)
+
+    def observe_scores(self, probability: np.ndarray, outliers: int) -> None:
+        self.rows.inc(len(probability))
+        self.outliers.inc(outliers)
+        for p in probability:
+            self.probability.observe(float(p))
+
+    def observe_batch_drift(self, report: DriftReport) -> None:
+        self.batch_drift.labels(**self._labels, drift=str(report.is_drift).lower()).inc()
+
+    def observe_window(self, report: DriftReport, outlier_rate: float) -> None:
+        self.window_tests.inc()
+        self.window_rows.set(report.rows)
+        self.window_is_drift.set(int(report.is_drift))
+        self.window_threshold.set(report.threshold)
+        self.window_outlier_rate.set(outlier_rate)
+        for feature, p in report.p_values.items():
+            self.window_p_value[feature].set(p)
+
+
+class DriftWindow:
+    """The last ``size`` scored rows (as ordinal codes), tested against the training reference every
+    ``every`` rows, so one-row-at-a-time traffic still yields drift signals."""
+
+    def __init__(self, size: int, every: int):
+        if size < MIN_DRIFT_ROWS:
+            raise ValueError(f"drift_window must be at least {MIN_DRIFT_ROWS} rows, got {size}")
+        self.size, self.every = size, max(1, every)
+        self._rows: collections.deque[np.ndarray] = collections.deque(maxlen=size)
+        self._outliers: collections.deque[bool] = collections.deque(maxlen=size)
+        self._since_test = 0
+        self._lock = threading.Lock()
+        self.last: DriftReport | None = None
+
+    def add(self, codes: np.ndarray, outliers: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Add rows; when a test is due, return a snapshot (codes, outlier rate) to test."""
+        with self._lock:
+            self._rows.extend(codes)
+            self._outliers.extend(bool(o) for o in outliers)
+            self._since_test += len(codes)
+            if self._since_test < self.every or len(self._rows) < MIN_DRIFT_ROWS:
+                return None
+            self._since_test = 0
+            return np.vstack(self._rows), float(np.mean(self._outliers))
+
+
+class Telemetry:
+    """One JSON line per request on stdout (for Log Analytics / any log shipper). Feature values are
+    personal data: they are logged only when ``log_payloads`` is switched on."""
+
+    def __init__(self, model_name: str, model_version: str, log_payloads: bool = False):
+        self.model_name, self.model_version, self.log_payloads = model_name, model_version, log_payloads
+        self.logger = logging.getLogger("attrition.telemetry")
+        if not self.logger.handlers:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(handler)
+            self.logger.setLevel(logging.INFO)
+            self.logger.propagate = False
+
+    def log(self, request_id: str | None, started: float, **fields) -> None:
+        if not self.log_payloads:
+            fields.pop("payload", None)
+        record = {
+            "event": "inference",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "request_id": request_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **fields,
+        }
+        self.logger.info(json.dumps(record, default=str))

@@ -1,0 +1,170 @@
+"""The MLServer runtime: loads the registered bundle by MLflow URI and answers each V2 request with
+probabilities, outlier scores, batch drift and, on request, explanations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, fields
+
+import mlflow
+from attrition import config
+from attrition.bundle import ANCHOR_BUDGET_S, TrustBundle
+from attrition.detectors import MIN_DRIFT_ROWS
+from attrition.schema import SchemaError, to_codes, validate_features
+from mlserver.errors import InferenceError
+from mlserver.logging import logger
+from mlserver.types import InferenceRequest, InferenceResponse, Parameters
+from mlserver_mlflow import MLflowRuntime
+
+from attrition_runtime import contract
+from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry
+
+#: Environment variables that choose the model when model-settings.json gives no ``uri``.
+MODEL_URI_ENV = "ATTRITION_MODEL_URI"
+MODEL_ALIAS_ENV = "ATTRITION_MODEL_ALIAS"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """``parameters.extra`` of model-settings.json (each overridable by ``ATTRITION_<NAME>``)."""
+
+    max_batch_rows: int = 1000
+    batch_drift_min_rows: int = MIN_DRIFT_ROWS
+    drift_window: int = 200
+    drift_every: int = 50
+    anchor_budget_s: float = ANCHOR_BUDGET_S
+    log_payloads: bool = False
+
+    @classmethod
+    def from_settings(cls, extra: dict | None) -> RuntimeOptions:
+        values = {}
+        for field in fields(cls):
+            raw = os.environ.get(
+                f"ATTRITION_{field.name.upper()}", (extra or {}).get(field.name, field.default)
+            )
+            kind = type(field.default)
+            values[field.name] = str(raw).lower() in {"1", "true", "yes"} if kind is bool else kind(raw)
+        options = cls(**values)
+        if options.batch_drift_min_rows < MIN_DRIFT_ROWS:
+            raise ValueError(f"batch_drift_min_rows must be at least {MIN_DRIFT_ROWS}")
+        return options
+
+
+def resolve_model_uri(settings_uri: str | None) -> str:
+    """model-settings.json's uri, else ``$ATTRITION_MODEL_URI``, else ``models:/<name>@<alias>``."""
+    if os.environ.get(MODEL_URI_ENV):
+        return os.environ[MODEL_URI_ENV]
+    if settings_uri:
+        return settings_uri
+    return config.model_uri(os.environ.get(MODEL_ALIAS_ENV, config.PRODUCTION))
+
+
+def registry_version(model_uri: str) -> str:
+    """The registry version behind ``models:/name@alias`` or ``models:/name/N``; else the URI itself."""
+    if not model_uri.startswith("models:/"):
+        return model_uri
+    ref = model_uri.removeprefix("models:/")
+    client = mlflow.MlflowClient()
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return str(client.get_model_version_by_alias(name, alias).version)
+    return ref.rsplit("/", 1)[-1]
+
+
+class AttritionRuntime(MLflowRuntime):
+    """Keeps mlserver-mlflow's MLflow scoring-server endpoints (``/invocations``, ``/ping``, backed by
+    the same pyfunc and its params ``explain``, ``drift``, ``anchor_budget_s``), but loads by our URI
+    rules and decodes V2 requests itself: the stock decoding turns bad input into HTTP 500 and hands
+    gRPC BYTES over as raw bytes."""
+
+    async def load(self) -> bool:
+        config.configure_mlflow()
+        params = self.settings.parameters
+        self.options = RuntimeOptions.from_settings(params.extra if params else None)
+        self.model_uri = resolve_model_uri(params.uri if params else None)
+        logger.info(f"Loading {self.model_uri}")
+        self._model = mlflow.pyfunc.load_model(self.model_uri)
+        self._signature = self._model.metadata.signature
+        self._input_schema = self._model.metadata.get_input_schema()
+        self.bundle: TrustBundle = self._model.unwrap_python_model().bundle
+        self.bundle_version = registry_version(self.model_uri)
+        self.inputs = contract.input_metadata()
+        self.outputs = contract.output_metadata()
+        self.window = DriftWindow(self.options.drift_window, self.options.drift_every)
+        self.metrics = Metrics(self.name, self.bundle_version)
+        self.telemetry = Telemetry(self.name, self.bundle_version, self.options.log_payloads)
+        self._window_task: asyncio.Future | None = None
+        logger.info(
+            f"Loaded {self.model_uri} (version {self.bundle_version}, {self.bundle.info.model_family})"
+        )
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        started = time.perf_counter()
+        mode = contract.explain_mode(payload.parameters)
+        raw = contract.decode_inputs(payload.inputs, self.options.max_batch_rows)
+        try:
+            features = validate_features(raw)
+        except SchemaError as exc:
+            raise InferenceError(str(exc)) from exc
+        scores = self.bundle.score(features)
+        outputs = contract.encode_scores(scores)
+        codes = to_codes(features)
+        report = None
+        if len(features) >= self.options.batch_drift_min_rows:
+            report = self.bundle.drift_codes(codes)
+            outputs += contract.encode_drift(report)
+            self.metrics.observe_batch_drift(report)
+        if mode != "none":
+            loop = asyncio.get_running_loop()
+            # In a thread: anchors wait on a child process for seconds, and the worker must keep answering.
+            explanations = await loop.run_in_executor(
+                None, self.bundle.explain, features, mode, self.options.anchor_budget_s
+            )
+            outputs.append(contract.encode_explanations(explanations))
+        outliers = scores["is_outlier"].to_numpy()
+        self.metrics.observe_scores(scores["probability"].to_numpy(), int(outliers.sum()))
+        self._feed_window(codes, outliers)
+        self.telemetry.log(
+            payload.id,
+            started,
+            rows=len(features),
+            mean_probability=round(float(scores["probability"].mean()), 6),
+            predicted_leavers=int((scores["prediction"] == "Yes").sum()),
+            outliers=int(outliers.sum()),
+            batch_drift=None if report is None else report.is_drift,
+            batch_drifted_features=None if report is None else report.drifted,
+            window_drift=None if self.window.last is None else self.window.last.is_drift,
+            explain=mode,
+            payload=raw.to_dict(orient="records"),
+        )
+        parameters = Parameters(
+            model_uri=self.model_uri, decision_threshold=self.bundle.info.decision_threshold
+        )
+        if report is None:
+            parameters.drift = (
+                f"not tested: batch drift needs at least {self.options.batch_drift_min_rows} rows"
+            )
+        return InferenceResponse(
+            id=payload.id,
+            model_name=self.name,
+            model_version=self.version or self.bundle_version,
+            outputs=outputs,
+            parameters=parameters,
+        )
+
+    def _feed_window(self, codes, outliers) -> None:
+        due = self.window.add(codes, outliers)
+        if due is None:
+            return
+        window_codes, outlier_rate = due
+
+        def test() -> None:
+            report = self.bundle.drift_codes(window_codes)
+            self.window.last = report
+            self.metrics.observe_window(report, outlier_rate)
+
+        # Off the request path: the K-S and chi-squared tests on the window take tens of milliseconds.
+        self._window_task = asyncio.get_running_loop().run_in_executor(None, test)

@@ -1,0 +1,196 @@
+"""Start the V2 server: ``make serve`` (and tests, the book and the benchmark through :class:`Server`).
+
+Trains and registers a bundle first when the registry has none, binds 127.0.0.1 by default, and
+prints a ready line with a curl example once MLServer answers ``/v2/health/ready``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from attrition import config, registry
+from mlserver.settings import Settings
+
+from attrition_runtime.contract import EXAMPLE_EMPLOYEE, v2_request
+from attrition_runtime.runtime import MODEL_ALIAS_ENV, MODEL_URI_ENV
+
+#: Folder with settings.json and model-settings.json (``runtime/`` in a checkout; set in the container).
+SERVER_DIR = Path(os.environ.get("ATTRITION_SERVER_DIR", Path(__file__).resolve().parents[1]))
+MODEL_SETTINGS = json.loads((SERVER_DIR / "model-settings.json").read_text())
+#: The name clients use in /v2/models/<name>.
+SERVED_MODEL_NAME: str = MODEL_SETTINGS["name"]
+READY_TIMEOUT_S = 120.0
+
+
+def default_ports() -> dict[str, int]:
+    """MLServer's own defaults (8080, 8081, 8082) or its ``MLSERVER_*_PORT`` overrides."""
+    settings = Settings()
+    return {"http": settings.http_port, "grpc": settings.grpc_port, "metrics": settings.metrics_port}
+
+
+def ensure_model(progress=print) -> str:
+    """The model URI to serve; trains and registers a first bundle when the registry has none."""
+    if os.environ.get(MODEL_URI_ENV):
+        return os.environ[MODEL_URI_ENV]
+    alias = os.environ.get(MODEL_ALIAS_ENV, config.PRODUCTION)
+    if registry.alias_version(alias) is None:
+        progress(f"no {config.MODEL_NAME}@{alias} in {config.tracking_uri()}: training one first ...")
+        from attrition.pipeline import train_and_register
+
+        train_and_register(progress=progress)
+    return config.model_uri(alias)
+
+
+class Server:
+    """MLServer in a child process with our settings; a context manager that always stops it."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ):
+        self.model_uri, self.host = model_uri, host
+        self.ports = ports or default_ports()
+        self._extra_env = env or {}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="attrition-mlserver-")
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.ports['http']}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.host}:{self.ports['grpc']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports['metrics']}/metrics"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "MLSERVER_HOST": self.host,
+                "MLSERVER_HTTP_PORT": str(self.ports["http"]),
+                "MLSERVER_GRPC_PORT": str(self.ports["grpc"]),
+                "MLSERVER_METRICS_PORT": str(self.ports["metrics"]),
+                # Fresh per run: stale multiprocess metric files would leak old values into /metrics.
+                "MLSERVER_METRICS_DIR": os.path.join(self._tmp.name, "metrics"),
+                "MLSERVER_ENVIRONMENTS_DIR": os.path.join(self._tmp.name, "envs"),
+                "MLFLOW_TRACKING_URI": config.tracking_uri(),
+                MODEL_URI_ENV: self.model_uri,
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self._extra_env)
+        return env
+
+    def start(self) -> Server:
+        output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 (closed in stop)
+        self._output = output
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlserver.cli.main", "start", str(SERVER_DIR)],
+            env=self.environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        """Seconds until /v2/health/ready answered 200; raises if the server died or timed out."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(
+                    f"MLServer exited with code {self.process and self.process.returncode}; "
+                    f"see {self.log_path or 'its output'}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return time.monotonic() - start
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"MLServer not ready within {timeout:.0f}s; see {self.log_path or 'its output'}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if getattr(self, "_output", None):
+            self._output.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Server:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def curl_example(server: Server) -> str:
+    body = json.dumps(v2_request([EXAMPLE_EMPLOYEE]), separators=(",", ":"))
+    url = f"{server.http_url}/v2/models/{SERVED_MODEL_NAME}/infer"
+    return f"curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ports = default_ports()
+    parser = argparse.ArgumentParser(prog="attrition-serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("ATTRITION_HOST", "127.0.0.1"))
+    parser.add_argument("--http-port", type=int, default=ports["http"])
+    parser.add_argument("--grpc-port", type=int, default=ports["grpc"])
+    parser.add_argument("--metrics-port", type=int, default=ports["metrics"])
+    args = parser.parse_args(argv)
+    config.configure_mlflow()
+    uri = ensure_model()
+    server = Server(
+        uri, args.host, {"http": args.http_port, "grpc": args.grpc_port, "metrics": args.metrics_port}
+    )
+    server.start()
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        seconds = server.wait_ready()
+        print(
+            f"\nready in {seconds:.1f}s: {SERVED_MODEL_NAME} ({uri}) on REST {server.http_url}, "
+            f"gRPC {server.grpc_address}, metrics {server.metrics_url}\n\n{curl_example(server)}\n",
+            flush=True,
+        )
+        return server.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
