@@ -190,3 +190,12 @@ def log_bundle(
 def load(model_uri: str) -> TrustBundle:
     """The :class:`TrustBundle` behind a logged or registered bundle (any MLflow URI or local folder)."""
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().bundle
+
+
+def export(model_uri: str, folder: str | Path) -> Path:
+    """Copy a logged or registered bundle into a local MLflow model folder (servable by its path)."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty")
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(folder)))

@@ -30,6 +30,15 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from attrition.bundle import export
+
+    config.configure_mlflow()
+    uri = args.model_uri or config.model_uri(args.alias)
+    print(export(uri, args.output))
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
     from attrition.schema import FEATURES, validate_features
@@ -56,7 +65,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="attrition", description="Employee attrition model: train, promote, predict."
+        prog="attrition", description="Employee attrition model: train, promote, export, predict."
     )
     sub = root.add_subparsers(dest="command", required=True)
 
@@ -75,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--version", help="the model version to promote")
     promote.set_defaults(func=_promote)
+
+    export = sub.add_parser("export", help="copy a registered bundle into a folder (to bake into an image)")
+    export.add_argument("output", help="destination folder (created; must not exist or be empty)")
+    export.add_argument("--alias", default=config.PRODUCTION, help="registry alias to export (default: %(default)s)")
+    export.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
+    export.set_defaults(func=_export)
 
     predict = sub.add_parser("predict", help="score a CSV of employees with the registered bundle")
     predict.add_argument("csv", help="CSV with the 30 feature columns (extra columns are ignored)")

@@ -1,0 +1,52 @@
+"""Shared test set-up: the shared data folder, a throw-away MLflow store, quick training, one real
+MLServer per session on free ports (always stopped)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Set before the project is imported (and inherited by notebook kernels run by nbval).
+if not os.environ.get("ATTRITION_DATA_DIR") and SHARED_DATA.exists():
+    os.environ["ATTRITION_DATA_DIR"] = str(SHARED_DATA)
+_STORE = tempfile.mkdtemp(prefix="attrition-tests-mlflow-")
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_STORE}/mlflow.db"
+os.environ.setdefault("ATTRITION_QUICK", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_ports() -> dict[str, int]:
+    return {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+
+
+@pytest.fixture(scope="session")
+def release():
+    """One quick-trained bundle, registered (staging + production) in the session's store."""
+    from attrition.pipeline import train_and_register
+
+    return train_and_register(quick=True, progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def server(release, tmp_path_factory):
+    """The real MLServer with our runtime, serving the registered bundle by alias."""
+    from attrition import config
+    from attrition_runtime.serve import Server
+
+    log = tmp_path_factory.mktemp("server") / "mlserver.log"
+    with Server(config.model_uri(config.PRODUCTION), ports=free_ports(), log_path=log) as running:
+        yield running
