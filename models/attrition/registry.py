@@ -16,7 +16,7 @@ def _client() -> MlflowClient:
 def alias_version(alias: str, name: str = config.MODEL_NAME) -> str | None:
     """The version an alias points at, or None (also when the model is not registered)."""
     try:
-        return _client().get_model_version_by_alias(name, alias).version
+        return str(_client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 from attrition.detectors import MIN_DRIFT_ROWS, DriftReport
 from attrition.schema import FEATURES
+from mlserver.errors import MLServerError
 from prometheus_client import Counter, Gauge, Histogram
 
 LABELS = ("model_name", "model_version")
@@ -149,3 +150,28 @@ class Telemetry:
             **fields,
         }
         self.logger.info(json.dumps(record, default=str))
+
+
+class RedactRejectedInput(logging.Filter):
+    """MLServer's worker logs every exception with its message and traceback; for rejected input the
+    message quotes the offending value (personal data) and the client already got it. Keep one line
+    naming the field instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, MLServerError) and 400 <= exc.status_code < 500:
+            field = str(exc).split(":", 1)[0]
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"rejected invalid input (HTTP {exc.status_code}) in field {field!r}",
+                None,
+                None,
+                None,
+            )
+        return True
+
+
+def redact_rejected_input() -> None:
+    """Install :class:`RedactRejectedInput` on MLServer's worker logger (once)."""
+    worker_logger = logging.getLogger("mlserver.parallel")
+    if not any(isinstance(f, RedactRejectedInput) for f in worker_logger.filters):
+        worker_logger.addFilter(RedactRejectedInput())

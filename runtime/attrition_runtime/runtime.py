@@ -19,7 +19,7 @@ from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
 from attrition_runtime import contract
-from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry
+from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry, redact_rejected_input
 
 #: Environment variables that choose the model when model-settings.json gives no ``uri``.
 MODEL_URI_ENV = "ATTRITION_MODEL_URI"
@@ -96,6 +96,7 @@ class AttritionRuntime(MLflowRuntime):
         self.metrics = Metrics(self.name, self.bundle_version)
         self.telemetry = Telemetry(self.name, self.bundle_version, self.options.log_payloads)
         self._window_task: asyncio.Future | None = None
+        redact_rejected_input()
         logger.info(
             f"Loaded {self.model_uri} (version {self.bundle_version}, {self.bundle.info.model_family})"
         )
