@@ -23,6 +23,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+#: A short anchor budget for the test server, so that tests can watch the budget hold.
+ANCHOR_BUDGET_S = 3.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,5 +52,6 @@ def server(release, tmp_path_factory):
     from attrition_runtime.serve import Server
 
     log = tmp_path_factory.mktemp("server") / "mlserver.log"
-    with Server(config.model_uri(config.PRODUCTION), ports=free_ports(), log_path=log) as running:
+    env = {"ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S)}
+    with Server(config.model_uri(config.PRODUCTION), ports=free_ports(), env=env, log_path=log) as running:
         yield running

@@ -10,11 +10,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
-
 from attrition import bundle, config, registry
 from attrition.schema import validate_features
 from attrition.train import CV_METRIC, search_space
+from mlflow import MlflowClient
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +27,12 @@ def test_search_logs_nested_trials_and_the_winner(release):
     assert parent.data.metrics[CV_METRIC] == pytest.approx(release.cv_roc_auc)
     for metric in ("test_roc_auc", "test_pr_auc", "test_brier"):
         assert 0 < parent.data.metrics[metric] < 1
-    assert "plots/holdout_roc_pr_calibration.png" in [a.path for a in client.list_artifacts(release.run_id, "plots")]
+    assert "plots/holdout_roc_pr_calibration.png" in [
+        a.path for a in client.list_artifacts(release.run_id, "plots")
+    ]
     children = mlflow.search_runs(
-        experiment_ids=[parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{release.run_id}'"
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{release.run_id}'",
     )
     assert len(children) == len(search_space(quick=True))
     assert set(children["params.family"]) == {"logistic_regression", "random_forest"}

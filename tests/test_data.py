@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from attrition import data
 from attrition.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
 
@@ -36,7 +35,9 @@ def test_missing_file_without_network_says_where_to_put_it(tmp_path, monkeypatch
 
 def test_hash_mismatch_is_refused(tmp_path):
     source = data.fetch()
-    (tmp_path / data.FILENAME).write_bytes(source.read_bytes().replace(b"Sales Executive", b"Sales Executivf", 1))
+    (tmp_path / data.FILENAME).write_bytes(
+        source.read_bytes().replace(b"Sales Executive", b"Sales Executivf", 1)
+    )
     with pytest.raises(data.DataError, match="SHA-256"):
         data.load(tmp_path)
 

@@ -15,10 +15,10 @@ from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.errors import InferenceError
 from mlserver.types import MetadataTensor, Parameters, RequestInput, ResponseOutput
 
-NUMERIC_DATATYPE = "FP64"
+from attrition_runtime.client import CATEGORICAL_DATATYPE, EXAMPLE_EMPLOYEE, NUMERIC_DATATYPE, v2_request  # noqa: F401
+
 #: Numeric datatypes accepted and converted to FP64.
 NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-CATEGORICAL_DATATYPE = "BYTES"
 #: Per-batch drift outputs (present when the batch has enough rows).
 DRIFT_OUTPUTS = ("is_drift", "drift_feature", "drift_p_value")
 EXPLANATION_OUTPUT = "explanation"
@@ -183,56 +183,3 @@ def _strings(name: str, values: list[str]) -> ResponseOutput:
     output = StringCodec.encode_output(name, values)
     output.shape = [len(values)]  # StringCodec says [n, 1]; every output of ours is [n]
     return output
-
-
-#: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.
-EXAMPLE_EMPLOYEE: dict[str, str | float] = {
-    "Age": 41,
-    "BusinessTravel": "Travel_Rarely",
-    "DailyRate": 1102,
-    "Department": "Sales",
-    "DistanceFromHome": 1,
-    "Education": 2,
-    "EducationField": "Life Sciences",
-    "EnvironmentSatisfaction": 2,
-    "Gender": "Female",
-    "HourlyRate": 94,
-    "JobInvolvement": 3,
-    "JobLevel": 2,
-    "JobRole": "Sales Executive",
-    "JobSatisfaction": 4,
-    "MaritalStatus": "Single",
-    "MonthlyIncome": 5993,
-    "MonthlyRate": 19479,
-    "NumCompaniesWorked": 8,
-    "OverTime": "Yes",
-    "PercentSalaryHike": 11,
-    "PerformanceRating": 3,
-    "RelationshipSatisfaction": 1,
-    "StockOptionLevel": 0,
-    "TotalWorkingYears": 8,
-    "TrainingTimesLastYear": 0,
-    "WorkLifeBalance": 1,
-    "YearsAtCompany": 6,
-    "YearsInCurrentRole": 4,
-    "YearsSinceLastPromotion": 0,
-    "YearsWithCurrManager": 5,
-}
-
-
-def v2_request(rows: list[dict], parameters: dict | None = None) -> dict:
-    """A V2 JSON request body for rows of features (what curl or any HTTP client sends)."""
-    inputs = []
-    for name in FEATURES:
-        values = [row[name] for row in rows]
-        if name in CATEGORICAL:
-            inputs.append(
-                {"name": name, "datatype": CATEGORICAL_DATATYPE, "shape": [len(rows)], "data": values}
-            )
-        else:
-            data = [float(v) for v in values]
-            inputs.append({"name": name, "datatype": NUMERIC_DATATYPE, "shape": [len(rows)], "data": data})
-    body: dict = {"inputs": inputs}
-    if parameters:
-        body["parameters"] = parameters
-    return body

@@ -20,10 +20,9 @@ import urllib.request
 from pathlib import Path
 
 from attrition import config, registry
-from mlserver.settings import Settings
 
-from attrition_runtime.contract import EXAMPLE_EMPLOYEE, v2_request
-from attrition_runtime.runtime import MODEL_ALIAS_ENV, MODEL_URI_ENV
+from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
+from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
 
 #: Folder with settings.json and model-settings.json (``runtime/`` in a checkout; set in the container).
 SERVER_DIR = Path(os.environ.get("ATTRITION_SERVER_DIR", Path(__file__).resolve().parents[1]))
@@ -35,6 +34,8 @@ READY_TIMEOUT_S = 120.0
 
 def default_ports() -> dict[str, int]:
     """MLServer's own defaults (8080, 8081, 8082) or its ``MLSERVER_*_PORT`` overrides."""
+    from mlserver.settings import Settings  # lazily: this module must stay importable without mlserver
+
     settings = Settings()
     return {"http": settings.http_port, "grpc": settings.grpc_port, "metrics": settings.metrics_port}
 

@@ -1,0 +1,95 @@
+"""The client side of the V2 contract: example rows and request bodies.
+
+This module (like serve.py) must not import mlserver: MLServer's and tritonclient's gRPC stubs
+register the same ``inference.*`` protobuf symbols, so one process cannot load both. Clients,
+tests, the book and the benchmark use tritonclient; only the server process imports mlserver.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+from attrition.schema import CATEGORICAL, FEATURES
+
+#: V2 datatypes of the inputs.
+CATEGORICAL_DATATYPE = "BYTES"
+NUMERIC_DATATYPE = "FP64"
+
+
+#: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.
+EXAMPLE_EMPLOYEE: dict[str, str | float] = {
+    "Age": 41,
+    "BusinessTravel": "Travel_Rarely",
+    "DailyRate": 1102,
+    "Department": "Sales",
+    "DistanceFromHome": 1,
+    "Education": 2,
+    "EducationField": "Life Sciences",
+    "EnvironmentSatisfaction": 2,
+    "Gender": "Female",
+    "HourlyRate": 94,
+    "JobInvolvement": 3,
+    "JobLevel": 2,
+    "JobRole": "Sales Executive",
+    "JobSatisfaction": 4,
+    "MaritalStatus": "Single",
+    "MonthlyIncome": 5993,
+    "MonthlyRate": 19479,
+    "NumCompaniesWorked": 8,
+    "OverTime": "Yes",
+    "PercentSalaryHike": 11,
+    "PerformanceRating": 3,
+    "RelationshipSatisfaction": 1,
+    "StockOptionLevel": 0,
+    "TotalWorkingYears": 8,
+    "TrainingTimesLastYear": 0,
+    "WorkLifeBalance": 1,
+    "YearsAtCompany": 6,
+    "YearsInCurrentRole": 4,
+    "YearsSinceLastPromotion": 0,
+    "YearsWithCurrManager": 5,
+}
+
+
+def v2_request(rows: list[dict], parameters: dict | None = None) -> dict:
+    """A V2 JSON request body for rows of features (what curl or any HTTP client sends)."""
+    inputs = []
+    for name in FEATURES:
+        values = [row[name] for row in rows]
+        if name in CATEGORICAL:
+            inputs.append(
+                {"name": name, "datatype": CATEGORICAL_DATATYPE, "shape": [len(rows)], "data": values}
+            )
+        else:
+            data = [float(v) for v in values]
+            inputs.append({"name": name, "datatype": NUMERIC_DATATYPE, "shape": [len(rows)], "data": data})
+    body: dict = {"inputs": inputs}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+def columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Rows of features -> one numpy array per input (object for BYTES, float64 for FP64)."""
+    return {
+        name: np.array([row[name] for row in rows], dtype=object if name in CATEGORICAL else np.float64)
+        for name in FEATURES
+    }
+
+
+def triton_inputs(rows: list[dict], protocol: ModuleType) -> list:
+    """``InferInput`` objects for ``tritonclient.http`` or ``tritonclient.grpc`` (pass the module).
+
+    Over HTTP the data goes as JSON: MLServer does not implement Triton's binary tensor extension.
+    """
+    inputs = []
+    for name, values in columns(rows).items():
+        datatype = CATEGORICAL_DATATYPE if name in CATEGORICAL else NUMERIC_DATATYPE
+        tensor = protocol.InferInput(name, [len(rows)], datatype)
+        if protocol.__name__.endswith("http"):
+            tensor.set_data_from_numpy(values, binary_data=False)
+        else:
+            tensor.set_data_from_numpy(values)
+        inputs.append(tensor)
+    return inputs
