@@ -41,6 +41,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
+    from attrition.detectors import MIN_DRIFT_ROWS
     from attrition.schema import FEATURES, validate_features
 
     config.configure_mlflow()
@@ -54,7 +55,9 @@ def _predict(args: argparse.Namespace) -> int:
     if args.explain != "none":
         out["explanation"] = [json.dumps(e) for e in bundle.explain(features, args.explain)]
     out.to_csv(args.output or sys.stdout, index=False)
-    if args.drift:
+    if args.drift and len(features) < MIN_DRIFT_ROWS:
+        print(f"batch drift: not tested (needs at least {MIN_DRIFT_ROWS} rows)", file=sys.stderr)
+    elif args.drift:
         report = bundle.drift(features)
         print(
             f"batch drift: {report.is_drift} (features: {', '.join(report.drifted) or 'none'})",
@@ -87,7 +90,9 @@ def parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="copy a registered bundle into a folder (to bake into an image)")
     export.add_argument("output", help="destination folder (created; must not exist or be empty)")
-    export.add_argument("--alias", default=config.PRODUCTION, help="registry alias to export (default: %(default)s)")
+    export.add_argument(
+        "--alias", default=config.PRODUCTION, help="registry alias to export (default: %(default)s)"
+    )
     export.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
     export.set_defaults(func=_export)
 

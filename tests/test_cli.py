@@ -1,0 +1,86 @@
+"""The commands as users type them: `attrition ...` and `make serve`'s `python -m attrition_runtime.serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from attrition import cli, data
+from conftest import free_ports
+
+ATTRITION = str(Path(sys.executable).parent / "attrition")  # the console script of this environment
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run([ATTRITION, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("train", "promote", "export", "predict"):
+        assert command in out
+
+
+def test_predict_scores_a_csv_by_alias(release, tmp_path):
+    raw = data.load_raw().head(40)
+    raw.to_csv(tmp_path / "employees.csv", index=False)
+    command = [ATTRITION, "predict", str(tmp_path / "employees.csv"), "-o", str(tmp_path / "scored.csv")]
+    done = subprocess.run([*command, "--drift"], check=True, capture_output=True, text=True)
+    assert "batch drift: False" in done.stderr
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    assert list(scored["EmployeeNumber"]) == list(raw["EmployeeNumber"])
+    assert scored["probability"].between(0, 1).all()
+
+
+def test_train_without_data_says_where_to_put_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "URL", "http://127.0.0.1:9/unreachable.csv")
+    assert cli.main(["train", "--quick", "--data-dir", str(tmp_path)]) == 2
+    assert f"Put the file there, or set {data.DATA_DIR_ENV}" in capsys.readouterr().err
+
+
+def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
+    ports = free_ports()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",  # empty registry: serve must train first
+        "MLSERVER_HTTP_PORT": str(ports["http"]),
+        "MLSERVER_GRPC_PORT": str(ports["grpc"]),
+        "MLSERVER_METRICS_PORT": str(ports["metrics"]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attrition_runtime.serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                pytest.fail(f"serve exited early: {''.join(lines)}")
+            lines.append(line)
+            if line.startswith("curl "):
+                break
+        output = "".join(lines)
+        assert "registered employee-attrition version 1" in output
+        assert "ready in" in output and f"127.0.0.1:{ports['http']}" in output
+        answer = subprocess.run(
+            shlex.split(lines[-1]), capture_output=True, text=True, check=True, timeout=60
+        )
+        outputs = {o["name"]: o["data"] for o in json.loads(answer.stdout)["outputs"]}
+        assert 0 <= outputs["probability"][0] <= 1 and outputs["prediction"][0] in {"Yes", "No"}
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
