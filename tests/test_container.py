@@ -4,7 +4,6 @@ serves a freshly exported bundle, as a model baked into the image, and answers a
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,8 +14,8 @@ import yaml
 from attrition.bundle import export
 from attrition.detectors import MIN_DRIFT_ROWS
 from attrition.schema import LABELS
-from attrition_runtime.contract import EXAMPLE_EMPLOYEE, v2_request
-from attrition_runtime.runtime import MODEL_ALIAS_ENV, MODEL_URI_ENV
+from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
+from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
 from attrition_runtime.serve import MODEL_SETTINGS, SERVED_MODEL_NAME, SERVER_DIR, Server
 from conftest import ROOT, free_ports
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +31,9 @@ class EntryPoint(Server):
     entry point instead of ``mlserver start``, with only what the image and the Deployment set."""
 
     def __init__(self, baked_model: Path, workdir: Path, ports: dict[str, int]):
-        super().__init__(str(baked_model), ports=ports, log_path=workdir / "container.log")
+        super().__init__(
+            str(baked_model), ports=ports, log_path=workdir / "container.log", command=[str(START_SH)]
+        )
         self.baked_model, self.workdir = baked_model, workdir
 
     def environment(self) -> dict[str, str]:
@@ -49,21 +50,6 @@ class EntryPoint(Server):
             ATTRITION_HOME=str(self.workdir / "home"),
         )
         return env
-
-    def start(self) -> EntryPoint:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [str(START_SH)],
-            env=self.environment(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def stop(self, timeout: float = 20.0) -> None:
-        super().stop(timeout)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

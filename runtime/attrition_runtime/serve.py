@@ -63,11 +63,14 @@ class Server:
         ports: dict[str, int] | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        command: list[str] | None = None,
     ):
         self.model_uri, self.host = model_uri, host
         self.ports = ports or default_ports()
         self._extra_env = env or {}
         self.log_path = log_path
+        #: What to run: ``mlserver start`` on our settings, or e.g. the container's start script.
+        self.command = command or [sys.executable, "-m", "mlserver.cli.main", "start", str(SERVER_DIR)]
         self.process: subprocess.Popen | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="attrition-mlserver-")
 
@@ -107,7 +110,7 @@ class Server:
         output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 (closed in stop)
         self._output = output
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlserver.cli.main", "start", str(SERVER_DIR)],
+            self.command,
             env=self.environment(),
             stdout=output,
             stderr=subprocess.STDOUT if output else None,

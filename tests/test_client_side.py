@@ -1,0 +1,24 @@
+"""Client-side modules must never import mlserver: MLServer's and tritonclient's gRPC stubs register the
+same protobuf symbols, so a process (a client, a test session, a notebook) that loads both fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CLIENT_SIDE = ("attrition_runtime.client", "attrition_runtime.options", "attrition_runtime.serve")
+
+
+def test_client_side_modules_do_not_import_mlserver():
+    script = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in CLIENT_SIDE)
+        + "import tritonclient.grpc\n"
+        + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlserver'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_this_test_session_has_not_imported_mlserver():
+    assert not [m for m in sys.modules if m.split(".")[0] == "mlserver"]
