@@ -101,7 +101,7 @@ class BenchSettings:
     slow_max_requests: int = 100
 
 
-#: ~10 s per server cell at most: two servers x 10 cells + explain + start-up stays under 5 min on 2 cores.
+#: <= 8 s per cell: 21 server cells + in-process + two start-ups stay well under 5 minutes on 2 cores.
 FULL = BenchSettings(quick=False, max_requests=4000, max_seconds=8.0, warmup=20)
 QUICK = BenchSettings(quick=True, max_requests=15, max_seconds=1.0, warmup=2, slow_max_requests=3)
 
@@ -633,9 +633,9 @@ def markdown(report: dict) -> str:
         f"Model: `{s['model']['uri']}` (version {s['model']['version']}, {s['model']['family']}); "
         f"server settings {json.dumps(s['server'])}; clients on the same machine: {s['clients']['rest']} "
         f"and {s['clients']['grpc']}.",
-        f"Each cell: up to {s['max_requests']} requests or {s['max_seconds']} s after {s['warmup']} "
-        f"warm-up requests (explanations and {s['large_rows']}-row requests: "
-        f"up to {s['slow_max_requests']}).",
+        f"Run time {report['duration_s']:.0f} s. Each cell: up to {s['max_requests']} requests or "
+        f"{s['max_seconds']} s after {s['warmup']} warm-up requests (explanations and "
+        f"{s['large_rows']}-row requests: up to {s['slow_max_requests']}).",
         "",
         "**Only the ratios count**: they were measured side by side in this one run on 127.0.0.1 "
         "(servers one after the other). Absolute numbers depend on the machine and on whatever else ran.",
