@@ -44,7 +44,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -264,29 +263,6 @@ def free_ports() -> dict[str, int]:
             s.bind(("127.0.0.1", 0))
             ports[name] = s.getsockname()[1]
     return ports
-
-
-class FolderServer(Server):
-    """:class:`Server` on another settings folder (the bare MLServer's).
-
-    ``Server.start`` always starts ``SERVER_DIR``; this repeats its few lines with another folder until
-    ``Server`` takes the folder as a parameter.
-    """
-
-    def __init__(self, folder: Path, **kwargs):
-        super().__init__(model_uri="", **kwargs)
-        self.folder = folder
-
-    def start(self) -> FolderServer:
-        self._output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlserver.cli.main", "start", str(self.folder)],
-            env=self.environment(),
-            stdout=self._output,
-            stderr=subprocess.STDOUT if self._output else None,
-            start_new_session=True,
-        )
-        return self
 
 
 def export_classifier(trust_bundle, folder: Path) -> Path:
@@ -784,15 +760,17 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> dict:
         model_dir = export_classifier(trust_bundle, tmp / "classifier")
         del trust_bundle
         progress("bench: bare MLServer (stock MLflowRuntime, classifier only) ...")
+        # Server's own command with the bare settings folder instead of SERVER_DIR.
+        bare_folder = bare_settings_folder(model_dir, tmp / "bare")
+        bare_start = [sys.executable, "-m", "mlserver.cli.main", "start", str(bare_folder)]
         bare = run_server(
-            FolderServer(bare_settings_folder(model_dir, tmp / "bare"), ports=free_ports(),
-                         log_path=tmp / "bare.log"),
+            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=bare_start),
             "bare", settings, workload, None, workers,
         )  # fmt: skip
         progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
         ours = run_server(
             Server(uri, ports=free_ports(), log_path=tmp / "ours.log"),
-            "ours", settings, workload, "probability", workers,
+            "ours", settings, workload, bundle_module.OUTPUTS[0], workers,  # probability
         )  # fmt: skip
 
     report["rows"] = local_rows + bare["rows"] + ours["rows"]
