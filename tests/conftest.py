@@ -4,7 +4,6 @@ MLServer per session on free ports (always stopped)."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -27,16 +26,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ANCHOR_BUDGET_S = 3.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_ports() -> dict[str, int]:
-    return {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-
-
 @pytest.fixture(scope="session")
 def release():
     """One quick-trained bundle, registered (staging + production) in the session's store."""
@@ -49,7 +38,7 @@ def release():
 def server(release, tmp_path_factory):
     """The real MLServer with our runtime, serving the registered bundle by alias."""
     from attrition import config
-    from attrition_runtime.serve import Server
+    from attrition_runtime.serve import Server, free_ports
 
     log = tmp_path_factory.mktemp("server") / "mlserver.log"
     env = {"ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from attrition import cli, data
-from conftest import free_ports
+from attrition_runtime.serve import free_ports
 
 ATTRITION = str(Path(sys.executable).parent / "attrition")  # the console script of this environment
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CLIENT_SIDE = ("attrition_runtime.client", "attrition_runtime.options", "attrition_runtime.serve")
+CLIENT_SIDE = (
+    "attrition_runtime.client",
+    "attrition_runtime.options",
+    "attrition_runtime.serve",
+    "attrition_runtime.bench",
+)
 
 
 def test_client_side_modules_do_not_import_mlserver():

@@ -66,10 +66,12 @@ class TrustBundle:
             folder / "anchors", self.classifier, self.info.decision_threshold
         )
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Probability of leaving, label at the decision threshold, outlier score and flag, per row."""
+    def score(self, features: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame:
+        """Probability of leaving, label at the decision threshold, outlier score and flag, per row.
+        Pass ``codes`` (``to_codes(features)``) when the caller has them already."""
         probability = self.classifier.predict_proba(features)[:, 1]
-        scores, flags = detectors.outlier_scores(self.outlier_detector, to_codes(features))
+        codes = to_codes(features) if codes is None else codes
+        scores, flags = detectors.outlier_scores(self.outlier_detector, codes)
         return pd.DataFrame(
             {
                 "probability": probability.astype("float64"),

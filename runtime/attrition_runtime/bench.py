@@ -48,8 +48,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -63,15 +61,16 @@ from attrition import config, data, registry
 from attrition.schema import validate_features
 
 # Not contract.py nor runtime.py: they import mlserver, whose gRPC stubs clash with tritonclient's.
-from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
+from attrition_runtime.client import EXAMPLE_EMPLOYEE, EXPLANATION_OUTPUT, triton_inputs, v2_request
 from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
 from attrition_runtime.serve import (
     MODEL_SETTINGS,
-    READY_TIMEOUT_S,
     SERVED_MODEL_NAME,
     SERVER_DIR,
     Server,
     ensure_model,
+    free_ports,
+    mlserver_command,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +79,6 @@ QUICK_ENV = "ATTRITION_BENCH_QUICK"
 SCHEMA = 1
 PROTOCOLS = ("rest", "grpc")
 #: contract.EXPLANATION_OUTPUT, which this process cannot import (mlserver); see the note above.
-EXPLANATION_OUTPUT = "explanation"
 BARE_IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 MIB = 1024 * 1024
 
@@ -253,18 +251,6 @@ def grpc_sender(client, rows: list[dict], expect: str | None) -> Callable[[], Aw
 # --- servers --------------------------------------------------------------------------------------
 
 
-def free_ports() -> dict[str, int]:
-    # Same as tests/conftest.py's helper (not importable from the package).
-    import socket
-
-    ports = {}
-    for name in ("http", "grpc", "metrics"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports[name] = s.getsockname()[1]
-    return ports
-
-
 def export_classifier(trust_bundle, folder: Path) -> Path:
     """The bundle's classifier alone as a plain MLflow sklearn model, as anyone would serve it.
 
@@ -367,24 +353,6 @@ def row(server: str, protocol: str | None, rows_per_request: int, concurrency: i
     }
 
 
-def wait_model_ready(server: Server, timeout: float = READY_TIMEOUT_S) -> None:
-    """Until the model answers ready: MLServer's /v2/health/ready says 200 before any model is loaded
-    (``all([])``), and the REST port opens while the model still loads."""
-    url = f"{server.http_url}/v2/models/{SERVED_MODEL_NAME}/ready"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"MLServer exited with code {server.process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{SERVED_MODEL_NAME} not ready within {timeout:.0f}s")
-
-
 def run_server(
     server: Server, name: str, settings: BenchSettings, workload: Workload, expect: str | None, workers: int
 ) -> dict:
@@ -394,7 +362,6 @@ def run_server(
     try:
         with RssSampler(server.process.pid) as memory:
             server.wait_ready()
-            wait_model_ready(server)
             ready_s = time.monotonic() - started
             rows, explain = asyncio.run(measure_server(server, name, settings, workload, expect))
             memory.sample()
@@ -762,9 +729,8 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> dict:
         progress("bench: bare MLServer (stock MLflowRuntime, classifier only) ...")
         # Server's own command with the bare settings folder instead of SERVER_DIR.
         bare_folder = bare_settings_folder(model_dir, tmp / "bare")
-        bare_start = [sys.executable, "-m", "mlserver.cli.main", "start", str(bare_folder)]
         bare = run_server(
-            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=bare_start),
+            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=mlserver_command(bare_folder)),
             "bare", settings, workload, None, workers,
         )  # fmt: skip
         progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")

@@ -15,6 +15,8 @@ from attrition.schema import CATEGORICAL, FEATURES
 #: V2 datatypes of the inputs.
 CATEGORICAL_DATATYPE = "BYTES"
 NUMERIC_DATATYPE = "FP64"
+#: The output that request parameter ``explain`` adds (JSON per row).
+EXPLANATION_OUTPUT = "explanation"
 
 
 #: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.

@@ -15,13 +15,10 @@ from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.errors import InferenceError
 from mlserver.types import MetadataTensor, Parameters, RequestInput, ResponseOutput
 
-from attrition_runtime.client import CATEGORICAL_DATATYPE, EXAMPLE_EMPLOYEE, NUMERIC_DATATYPE, v2_request  # noqa: F401
+from attrition_runtime.client import CATEGORICAL_DATATYPE, EXPLANATION_OUTPUT, NUMERIC_DATATYPE
 
 #: Numeric datatypes accepted and converted to FP64.
 NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-#: Per-batch drift outputs (present when the batch has enough rows).
-DRIFT_OUTPUTS = ("is_drift", "drift_feature", "drift_p_value")
-EXPLANATION_OUTPUT = "explanation"
 #: Values of the request parameter ``explain``.
 EXPLAIN_VALUES = {
     False: "none",

@@ -17,7 +17,7 @@ from mlserver_mlflow import MLflowRuntime
 
 from attrition_runtime import contract
 from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry, redact_rejected_input
-from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeOptions, resolve_model_uri  # noqa: F401
+from attrition_runtime.options import RuntimeOptions, resolve_model_uri
 
 
 def registry_version(model_uri: str) -> str:
@@ -69,9 +69,9 @@ class AttritionRuntime(MLflowRuntime):
             features = validate_features(raw)
         except SchemaError as exc:
             raise InferenceError(str(exc)) from exc
-        scores = self.bundle.score(features)
-        outputs = contract.encode_scores(scores)
         codes = to_codes(features)
+        scores = self.bundle.score(features, codes)
+        outputs = contract.encode_scores(scores)
         report = None
         if len(features) >= self.options.batch_drift_min_rows:
             report = self.bundle.drift_codes(codes)

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,21 @@ MODEL_SETTINGS = json.loads((SERVER_DIR / "model-settings.json").read_text())
 #: The name clients use in /v2/models/<name>.
 SERVED_MODEL_NAME: str = MODEL_SETTINGS["name"]
 READY_TIMEOUT_S = 120.0
+
+
+def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
+    """Three ports nobody listens on now (tests, the book and the benchmark run servers on them)."""
+    ports = {}
+    for name in ("http", "grpc", "metrics"):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            ports[name] = probe.getsockname()[1]
+    return ports
+
+
+def mlserver_command(folder: Path = SERVER_DIR) -> list[str]:
+    """``mlserver start`` on a settings folder, with this interpreter."""
+    return [sys.executable, "-m", "mlserver.cli.main", "start", str(folder)]
 
 
 def default_ports() -> dict[str, int]:
@@ -70,7 +86,7 @@ class Server:
         self._extra_env = env or {}
         self.log_path = log_path
         #: What to run: ``mlserver start`` on our settings, or e.g. the container's start script.
-        self.command = command or [sys.executable, "-m", "mlserver.cli.main", "start", str(SERVER_DIR)]
+        self.command = command or mlserver_command()
         self.process: subprocess.Popen | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="attrition-mlserver-")
 
@@ -119,7 +135,10 @@ class Server:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
-        """Seconds until /v2/health/ready answered 200; raises if the server died or timed out."""
+        """Seconds until the model answered ready; raises if the server died or timed out.
+
+        The model's own endpoint, not /v2/health/ready: that one says 200 while no model is loaded yet.
+        """
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.process is None or self.process.poll() is not None:
@@ -128,7 +147,9 @@ class Server:
                     f"see {self.log_path or 'its output'}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"{self.http_url}/v2/models/{SERVED_MODEL_NAME}/ready", timeout=2
+                ) as response:
                     if response.status == 200:
                         return time.monotonic() - start
             except (urllib.error.URLError, ConnectionError, TimeoutError):
