@@ -81,6 +81,8 @@ def test_batch_gets_every_output_and_drift(server, test_rows):
     )
     assert list(result.as_numpy("drift_feature").astype(str)) == list(FEATURES)
     assert result.as_numpy("drift_p_value").shape == (30,) and result.as_numpy("is_drift").shape == (1,)
+    unasked = http_infer(server, test_rows, parameters={"drift": False})
+    assert unasked.as_numpy("is_drift") is None and unasked.as_numpy("probability").shape == (40,)
     single = http_infer(server, [EXAMPLE_EMPLOYEE])
     assert single.as_numpy("is_drift") is None  # one row says nothing about drift
     assert "batch drift needs at least" in single.get_response()["parameters"]["drift"]
@@ -179,6 +181,7 @@ BAD_REQUESTS = {
     "empty batch": (_all_rows(0), "inputs"),
     "batch over the maximum": (_all_rows(1001), "maximum"),
     "bad explain parameter": (lambda b: {**b, "parameters": {"explain": "everything"}}, "explain"),
+    "bad drift parameter": (lambda b: {**b, "parameters": {"drift": "sometimes"}}, "drift"),
 }
 
 

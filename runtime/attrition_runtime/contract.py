@@ -79,6 +79,16 @@ def explain_mode(parameters: Parameters | None) -> str:
     return EXPLAIN_VALUES[key]
 
 
+def drift_requested(parameters: Parameters | None) -> bool:
+    """Request parameter ``drift`` (default true): false skips the batch drift test (~20 ms a request)."""
+    value = (parameters.model_extra or {}).get("drift", True) if parameters else True
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise InferenceError(f"parameters.drift: got {value!r}; expected true or false")
+    return value
+
+
 def _rows(request_input: RequestInput) -> int:
     shape = list(request_input.shape)
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):

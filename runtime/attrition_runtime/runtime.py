@@ -64,6 +64,7 @@ class AttritionRuntime(MLflowRuntime):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         started = time.perf_counter()
         mode = contract.explain_mode(payload.parameters)
+        drift = contract.drift_requested(payload.parameters)
         raw = contract.decode_inputs(payload.inputs, self.options.max_batch_rows)
         try:
             features = validate_features(raw)
@@ -73,7 +74,7 @@ class AttritionRuntime(MLflowRuntime):
         scores = self.bundle.score(features, codes)
         outputs = contract.encode_scores(scores)
         report = None
-        if len(features) >= self.options.batch_drift_min_rows:
+        if drift and len(features) >= self.options.batch_drift_min_rows:
             report = self.bundle.drift_codes(codes)
             outputs += contract.encode_drift(report)
             self.metrics.observe_batch_drift(report)
@@ -106,6 +107,8 @@ class AttritionRuntime(MLflowRuntime):
         if report is None:
             parameters.drift = (
                 f"not tested: batch drift needs at least {self.options.batch_drift_min_rows} rows"
+                if drift
+                else "not tested: switched off by the request"
             )
         return InferenceResponse(
             id=payload.id,
