@@ -158,6 +158,8 @@ def build(folder: Path, classifier, info: BundleInfo, X_train: pd.DataFrame, see
     """Fit the detectors and explainers on the training split and save everything into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     codes = to_codes(validate_features(X_train))
+    # joblib inside the pyfunc rather than a nested mlflow.sklearn model: mlflow 3 saves sklearn with skops
+    # by default, which refuses to load types it is not told to trust (a random forest's trees among them).
     joblib.dump(classifier, folder / "classifier.joblib")
     detectors.save_drift(detectors.fit_drift(codes), folder / "drift")
     detectors.save_outlier(detectors.fit_outlier(codes, seed), folder / "outlier.joblib")
