@@ -1,5 +1,5 @@
-"""Shared test set-up: the shared data folder, a throw-away MLflow store, quick training, one real
-MLServer per session on free ports (always stopped)."""
+"""Shared test set-up: the shared data folder, a throw-away MLflow store, quick training, a real
+MLServer per test module that asks for one, on free ports (always stopped)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def release():
     return train_and_register(quick=True, progress=lambda _: None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(release, tmp_path_factory):
     """The real MLServer with our runtime, serving the registered bundle by alias."""
     from attrition import config

@@ -3,6 +3,7 @@ per-row outlier score (alibi-detect IForest). Both see validated features as ord
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def drift_report(detector: TabularDrift, codes: np.ndarray) -> DriftReport:
 
 
 def fit_outlier(reference_codes: np.ndarray, seed: int = 0) -> IForest:
+    # Its constructor warns that no threshold is set; infer_threshold sets it two lines below.
+    logging.getLogger("alibi_detect.od.isolationforest").setLevel(logging.ERROR)
     detector = IForest(n_estimators=100)
     detector.isolationforest.set_params(random_state=seed)
     detector.fit(reference_codes)
@@ -79,6 +82,7 @@ def outlier_scores(detector: IForest, codes: np.ndarray) -> tuple[np.ndarray, np
 
 
 def save_drift(detector: TabularDrift, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)  # else alibi-detect warns that it creates it
     save_detector(detector, str(path))
 
 
