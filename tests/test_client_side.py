@@ -3,8 +3,11 @@ same protobuf symbols, so a process (a client, a test session, a notebook) that 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+from attrition_runtime.serve import MLSERVER_DEFAULT_PORTS
 
 CLIENT_SIDE = (
     "attrition_runtime.client",
@@ -27,3 +30,14 @@ def test_client_side_modules_do_not_import_mlserver():
 
 def test_this_test_session_has_not_imported_mlserver():
     assert not [m for m in sys.modules if m.split(".")[0] == "mlserver"]
+
+
+def test_restated_default_ports_are_mlservers():
+    script = (
+        "from mlserver.settings import Settings\n"
+        "s = Settings()\n"
+        "print(s.http_port, s.grpc_port, s.metrics_port)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSERVER_")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.split() == [str(p) for p in MLSERVER_DEFAULT_PORTS.values()]

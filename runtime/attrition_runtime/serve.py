@@ -48,12 +48,17 @@ def mlserver_command(folder: Path = SERVER_DIR) -> list[str]:
     return [sys.executable, "-m", "mlserver.cli.main", "start", str(folder)]
 
 
-def default_ports() -> dict[str, int]:
-    """MLServer's own defaults (8080, 8081, 8082) or its ``MLSERVER_*_PORT`` overrides."""
-    from mlserver.settings import Settings  # lazily: this module must stay importable without mlserver
+#: MLServer's own default ports (``mlserver.settings.Settings``), restated because this module must not
+#: import mlserver (see client.py); tests/test_client_side.py checks them against MLServer's.
+MLSERVER_DEFAULT_PORTS = {"http": 8080, "grpc": 8081, "metrics": 8082}
 
-    settings = Settings()
-    return {"http": settings.http_port, "grpc": settings.grpc_port, "metrics": settings.metrics_port}
+
+def default_ports() -> dict[str, int]:
+    """MLServer's defaults, or its ``MLSERVER_HTTP_PORT`` / ``_GRPC_PORT`` / ``_METRICS_PORT`` overrides."""
+    return {
+        name: int(os.environ.get(f"MLSERVER_{name.upper()}_PORT", port))
+        for name, port in MLSERVER_DEFAULT_PORTS.items()
+    }
 
 
 def ensure_model(progress=print) -> str:
