@@ -78,7 +78,6 @@ OUT_DIR = ROOT / "book" / "benchmark"
 QUICK_ENV = "ATTRITION_BENCH_QUICK"
 SCHEMA = 1
 PROTOCOLS = ("rest", "grpc")
-#: contract.EXPLANATION_OUTPUT, which this process cannot import (mlserver); see the note above.
 BARE_IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 MIB = 1024 * 1024
 
