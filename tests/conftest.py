@@ -41,6 +41,7 @@ def server(release, tmp_path_factory):
     from attrition_runtime.serve import Server, free_ports
 
     log = tmp_path_factory.mktemp("server") / "mlserver.log"
-    env = {"ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S)}
+    # Window tests as soon as they are due (no 1 s spacing), so that tests see each one.
+    env = {"ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S), "ATTRITION_DRIFT_MIN_INTERVAL_S": "0"}
     with Server(config.model_uri(config.PRODUCTION), ports=free_ports(), env=env, log_path=log) as running:
         yield running

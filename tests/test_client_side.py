@@ -13,6 +13,7 @@ CLIENT_SIDE = (
     "attrition_runtime.client",
     "attrition_runtime.options",
     "attrition_runtime.serve",
+    "attrition_runtime.monitoring",
     "attrition_runtime.bench",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -18,7 +19,6 @@ import time
 import numpy as np
 from attrition.detectors import MIN_DRIFT_ROWS, DriftReport
 from attrition.schema import FEATURES
-from mlserver.errors import MLServerError
 from prometheus_client import Counter, Gauge, Histogram
 
 LABELS = ("model_name", "model_version")
@@ -99,28 +99,48 @@ class Metrics:
 
 class DriftWindow:
     """The last ``size`` scored rows (as ordinal codes), tested against the training reference every
-    ``every`` rows, so one-row-at-a-time traffic still yields drift signals."""
+    ``every`` rows, so one-row-at-a-time traffic still yields drift signals.
 
-    def __init__(self, size: int, every: int):
+    A test costs tens of milliseconds of CPU whatever the traffic, so tests never overlap and run at
+    most once per ``min_interval_s``: under heavy batch traffic the window is still tested about once
+    a second (dashboards scrape far less often), not after every request.
+    """
+
+    def __init__(self, size: int, every: int, min_interval_s: float = 1.0):
         if size < MIN_DRIFT_ROWS:
             raise ValueError(f"drift_window must be at least {MIN_DRIFT_ROWS} rows, got {size}")
-        self.size, self.every = size, max(1, every)
+        self.size, self.every, self.min_interval_s = size, max(1, every), max(0.0, min_interval_s)
         self._rows: collections.deque[np.ndarray] = collections.deque(maxlen=size)
         self._outliers: collections.deque[bool] = collections.deque(maxlen=size)
         self._since_test = 0
+        self._testing = False
+        self._last_test = -math.inf
         self._lock = threading.Lock()
         self.last: DriftReport | None = None
 
     def add(self, codes: np.ndarray, outliers: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Add rows; when a test is due, return a snapshot (codes, outlier rate) to test."""
+        """Add rows; when a test is due, return a snapshot (codes, outlier rate) to test, then call
+        :meth:`tested` when done."""
         with self._lock:
             self._rows.extend(codes)
             self._outliers.extend(bool(o) for o in outliers)
             self._since_test += len(codes)
-            if self._since_test < self.every or len(self._rows) < MIN_DRIFT_ROWS:
+            now = time.monotonic()
+            if (
+                self._since_test < self.every
+                or len(self._rows) < MIN_DRIFT_ROWS
+                or self._testing
+                or now - self._last_test < self.min_interval_s
+            ):
                 return None
-            self._since_test = 0
+            self._since_test, self._testing, self._last_test = 0, True, now
             return np.vstack(self._rows), float(np.mean(self._outliers))
+
+    def tested(self, report: DriftReport | None) -> None:
+        with self._lock:
+            self._testing = False
+            if report is not None:
+                self.last = report
 
 
 class Telemetry:
@@ -150,28 +170,3 @@ class Telemetry:
             **fields,
         }
         self.logger.info(json.dumps(record, default=str))
-
-
-class RedactRejectedInput(logging.Filter):
-    """MLServer's worker logs every exception with its message and traceback; for rejected input the
-    message quotes the offending value (personal data) and the client already got it. Keep one line
-    naming the field instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, MLServerError) and 400 <= exc.status_code < 500:
-            field = str(exc).split(":", 1)[0]
-            record.msg, record.args, record.exc_info, record.exc_text = (
-                f"rejected invalid input (HTTP {exc.status_code}) in field {field!r}",
-                None,
-                None,
-                None,
-            )
-        return True
-
-
-def redact_rejected_input() -> None:
-    """Install :class:`RedactRejectedInput` on MLServer's worker logger (once)."""
-    worker_logger = logging.getLogger("mlserver.parallel")
-    if not any(isinstance(f, RedactRejectedInput) for f in worker_logger.filters):
-        worker_logger.addFilter(RedactRejectedInput())

@@ -22,6 +22,7 @@ class RuntimeOptions:
     batch_drift_min_rows: int = MIN_DRIFT_ROWS
     drift_window: int = 200
     drift_every: int = 50
+    drift_min_interval_s: float = 1.0
     anchor_budget_s: float = ANCHOR_BUDGET_S
     log_payloads: bool = False
 

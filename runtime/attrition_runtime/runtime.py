@@ -4,19 +4,20 @@ probabilities, outlier scores, batch drift and, on request, explanations."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
-import mlflow
 from attrition import config
 from attrition.bundle import TrustBundle
 from attrition.schema import SchemaError, to_codes, validate_features
-from mlserver.errors import InferenceError
+from mlserver.errors import InferenceError, MLServerError
 from mlserver.logging import logger
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
+import mlflow
 from attrition_runtime import contract
-from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry, redact_rejected_input
+from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry
 from attrition_runtime.options import RuntimeOptions, resolve_model_uri
 
 
@@ -51,7 +52,9 @@ class AttritionRuntime(MLflowRuntime):
         self.bundle_version = registry_version(self.model_uri)
         self.inputs = contract.input_metadata()
         self.outputs = contract.output_metadata()
-        self.window = DriftWindow(self.options.drift_window, self.options.drift_every)
+        self.window = DriftWindow(
+            self.options.drift_window, self.options.drift_every, self.options.drift_min_interval_s
+        )
         self.metrics = Metrics(self.name, self.bundle_version)
         self.telemetry = Telemetry(self.name, self.bundle_version, self.options.log_payloads)
         self._window_task: asyncio.Future | None = None
@@ -125,9 +128,37 @@ class AttritionRuntime(MLflowRuntime):
         window_codes, outlier_rate = due
 
         def test() -> None:
-            report = self.bundle.drift_codes(window_codes)
-            self.window.last = report
-            self.metrics.observe_window(report, outlier_rate)
+            report = None
+            try:
+                report = self.bundle.drift_codes(window_codes)
+                self.metrics.observe_window(report, outlier_rate)
+            finally:
+                self.window.tested(report)
 
         # Off the request path: the K-S and chi-squared tests on the window take tens of milliseconds.
         self._window_task = asyncio.get_running_loop().run_in_executor(None, test)
+
+
+class RedactRejectedInput(logging.Filter):
+    """MLServer's worker logs every exception with its message and traceback; for rejected input the
+    message quotes the offending value (personal data) and the client already got it. Keep one line
+    naming the field instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, MLServerError) and 400 <= exc.status_code < 500:
+            field = str(exc).split(":", 1)[0]
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"rejected invalid input (HTTP {exc.status_code}) in field {field!r}",
+                None,
+                None,
+                None,
+            )
+        return True
+
+
+def redact_rejected_input() -> None:
+    """Install :class:`RedactRejectedInput` on MLServer's worker logger (once)."""
+    worker_logger = logging.getLogger("mlserver.parallel")
+    if not any(isinstance(f, RedactRejectedInput) for f in worker_logger.filters):
+        worker_logger.addFilter(RedactRejectedInput())
