@@ -10,10 +10,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
+
 from attrition import bundle, config, registry
 from attrition.schema import validate_features
 from attrition.train import CV_METRIC, search_space
-from mlflow import MlflowClient
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from attrition import cli, data
 from attrition_runtime.serve import free_ports
 

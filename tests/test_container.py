@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from conftest import ROOT
+from prometheus_client.parser import text_string_to_metric_families
+
 from attrition.bundle import export
 from attrition.detectors import MIN_DRIFT_ROWS
 from attrition.schema import LABELS
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
 from attrition_runtime.serve import MODEL_SETTINGS, SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports
-from conftest import ROOT
-from prometheus_client.parser import text_string_to_metric_families
 
 START_SH = ROOT / "runtime" / "container" / "start.sh"
 ALERT_RULES = ROOT / "kustomize" / "components" / "servicemonitor" / "prometheusrule.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from attrition import data
 from attrition.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
 

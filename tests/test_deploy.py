@@ -14,10 +14,11 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeOptions
-from attrition_runtime.serve import default_ports
 from conftest import ROOT
 from kubernetes_validate.utils import latest_version
+
+from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeOptions
+from attrition_runtime.serve import default_ports
 
 #: kubectl, check-jsonschema and hadolint come with the dev extras, beside this interpreter.
 BIN = Path(sys.executable).parent

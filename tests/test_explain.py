@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from attrition import data, explain
 from attrition.schema import FEATURES, to_codes, validate_features
 from attrition.train import Candidate, split

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from attrition import data
 from attrition.schema import (
     CATEGORICAL,

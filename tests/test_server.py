@@ -11,12 +11,13 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from attrition.schema import CATEGORICAL, FEATURES
-from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
-from attrition_runtime.serve import SERVED_MODEL_NAME
 from conftest import ANCHOR_BUDGET_S
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
+
+from attrition.schema import CATEGORICAL, FEATURES
+from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
+from attrition_runtime.serve import SERVED_MODEL_NAME
 
 
 def http_infer(server, rows: list[dict], parameters: dict | None = None):

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from attrition import bundle as bundle_module
 from attrition import config, data, registry
 from attrition.schema import validate_features

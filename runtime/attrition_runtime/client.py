@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import numpy as np
+
 from attrition.schema import CATEGORICAL, FEATURES
 
 #: V2 datatypes of the inputs.

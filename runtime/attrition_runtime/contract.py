@@ -8,13 +8,13 @@ import json
 
 import numpy as np
 import pandas as pd
-from attrition.bundle import OUTPUTS
-from attrition.detectors import DriftReport
-from attrition.schema import CATEGORICAL, FEATURES, NUMERIC
 from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.errors import InferenceError
 from mlserver.types import MetadataTensor, Parameters, RequestInput, ResponseOutput
 
+from attrition.bundle import OUTPUTS
+from attrition.detectors import DriftReport
+from attrition.schema import CATEGORICAL, FEATURES, NUMERIC
 from attrition_runtime.client import CATEGORICAL_DATATYPE, EXPLANATION_OUTPUT, NUMERIC_DATATYPE
 
 #: Numeric datatypes accepted and converted to FP64.

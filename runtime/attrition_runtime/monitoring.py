@@ -17,9 +17,10 @@ import threading
 import time
 
 import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
 from attrition.detectors import MIN_DRIFT_ROWS, DriftReport
 from attrition.schema import FEATURES
-from prometheus_client import Counter, Gauge, Histogram
 
 LABELS = ("model_name", "model_version")
 

@@ -7,15 +7,15 @@ import asyncio
 import logging
 import time
 
-from attrition import config
-from attrition.bundle import TrustBundle
-from attrition.schema import SchemaError, to_codes, validate_features
+import mlflow
 from mlserver.errors import InferenceError, MLServerError
 from mlserver.logging import logger
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
-import mlflow
+from attrition import config
+from attrition.bundle import TrustBundle
+from attrition.schema import SchemaError, to_codes, validate_features
 from attrition_runtime import contract
 from attrition_runtime.monitoring import DriftWindow, Metrics, Telemetry
 from attrition_runtime.options import RuntimeOptions, resolve_model_uri

@@ -21,7 +21,6 @@ import urllib.request
 from pathlib import Path
 
 from attrition import config, registry
-
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
 
