@@ -159,7 +159,7 @@ class Telemetry:
             self.logger.propagate = False
 
     def log(self, request_id: str | None, started: float, **fields) -> None:
-        if not self.log_payloads:
+        if not self.log_payloads or fields.get("payload") is None:
             fields.pop("payload", None)
         record = {
             "event": "inference",

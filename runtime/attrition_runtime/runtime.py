@@ -102,7 +102,7 @@ class AttritionRuntime(MLflowRuntime):
             batch_drifted_features=None if report is None else report.drifted,
             window_drift=None if self.window.last is None else self.window.last.is_drift,
             explain=mode,
-            payload=raw.to_dict(orient="records"),
+            payload=raw.to_dict(orient="records") if self.options.log_payloads else None,
         )
         parameters = Parameters(
             model_uri=self.model_uri, decision_threshold=self.bundle.info.decision_threshold
