@@ -17,12 +17,11 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from attrition import detectors, explain
-from attrition.config import BUNDLE_NAME
+from attrition.config import BUNDLE_NAME, EXPLAIN_MODES
 from attrition.schema import CATEGORICAL, FEATURES, LABELS, to_codes, validate_features
 
 #: Default time budget for anchor explanations in one request.
 ANCHOR_BUDGET_S = 10.0
-EXPLAIN_MODES = ("none", "attributions", "anchors")
 #: Distributions pinned in the model's requirements so it loads the same anywhere.
 REQUIREMENTS = (
     "mlflow",

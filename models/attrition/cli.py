@@ -33,8 +33,7 @@ def _promote(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from attrition.bundle import export
 
-    config.configure_mlflow()
-    uri = args.model_uri or config.model_uri(args.alias)
+    uri = _model_uri(args)
     print(export(uri, args.output))
     return 0
 
@@ -44,8 +43,7 @@ def _predict(args: argparse.Namespace) -> int:
     from attrition.detectors import MIN_DRIFT_ROWS
     from attrition.schema import FEATURES, validate_features
 
-    config.configure_mlflow()
-    uri = args.model_uri or config.model_uri(args.alias)
+    uri = _model_uri(args)
     frame = pd.read_csv(args.csv, encoding="utf-8-sig")
     bundle = load(uri)
     features = validate_features(frame.loc[:, [c for c in FEATURES if c in frame.columns]])
@@ -64,6 +62,16 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _model_choice(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--alias", default=config.PRODUCTION, help="registry alias (default: %(default)s)")
+    command.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
+
+
+def _model_uri(args: argparse.Namespace) -> str:
+    config.configure_mlflow()
+    return args.model_uri or config.model_uri(args.alias)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,20 +98,14 @@ def parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="copy a registered bundle into a folder (to bake into an image)")
     export.add_argument("output", help="destination folder (created; must not exist or be empty)")
-    export.add_argument(
-        "--alias", default=config.PRODUCTION, help="registry alias to export (default: %(default)s)"
-    )
-    export.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
+    _model_choice(export)
     export.set_defaults(func=_export)
 
     predict = sub.add_parser("predict", help="score a CSV of employees with the registered bundle")
     predict.add_argument("csv", help="CSV with the 30 feature columns (extra columns are ignored)")
-    predict.add_argument(
-        "--alias", default=config.PRODUCTION, help="registry alias to load (default: %(default)s)"
-    )
-    predict.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
+    _model_choice(predict)
     predict.add_argument("--output", "-o", help="output CSV (default: stdout)")
-    predict.add_argument("--explain", choices=["none", "attributions", "anchors"], default="none")
+    predict.add_argument("--explain", choices=config.EXPLAIN_MODES, default="none")
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
     predict.set_defaults(func=_predict)
     return root

@@ -17,6 +17,8 @@ STAGING = "staging"
 PRODUCTION = "production"
 #: The bundle's folder name inside a run / logged model.
 BUNDLE_NAME = "bundle"
+#: What an explanation request can ask for (here, not in bundle.py, so the CLI parses without alibi).
+EXPLAIN_MODES = ("none", "attributions", "anchors")
 
 
 def project_home() -> Path:
