@@ -1,9 +1,17 @@
-# The README's two commands are `make serve` and `make test`; each creates .venv and installs the
-# project on first use (a stamp file makes later runs skip the install).
+# The README's two commands are `make serve` and `make test`. Each creates .venv on first use and
+# installs exactly the versions in uv.lock (uv, itself pinned, is bootstrapped into .uv with pip);
+# stamp files make later runs skip the install until the lock changes.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+# What serving and training need (make serve), and everything for tests, the book and the tools.
+SERVE_EXTRAS := --extra alibi --extra train
+DEV_EXTRAS := $(SERVE_EXTRAS) --extra dev --extra book
 # Shared read-only data beside the checkout (CI, developers); users get the download instead.
 SHARED_DATA := $(abspath ../shared/data)
 ifneq ($(wildcard $(SHARED_DATA)/SHA256SUMS),)
@@ -13,20 +21,31 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install serve train test lint format book bench clean
+.PHONY: install install-serve lock serve train test lint format book bench soak clean
 
-install: $(STAMP)
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,book]'
-	@touch $(STAMP)
+# serve syncs only what serving and training need, and leaves anything else installed (--inexact).
+$(VENV)/.serve-stamp: uv.lock | $(UV)
+	$(UV) sync --frozen --inexact $(SERVE_EXTRAS)
+	@touch $@
 
-serve: install  ## train and register a bundle if there is none, then start the V2 server
-	$(BIN)/python -m attrition_runtime.serve
+$(VENV)/.dev-stamp: uv.lock | $(UV)
+	$(UV) sync --frozen $(DEV_EXTRAS)
+	@touch $@ $(VENV)/.serve-stamp
 
-train: install  ## search, train, bundle and register a new version (alias staging)
+install-serve: $(VENV)/.serve-stamp
+install: $(VENV)/.dev-stamp
+
+lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
+	$(UV) lock
+
+serve: install-serve  ## train and register a bundle if there is none, then start the V2 server
+	$(BIN)/python -m attrition_tools.serve
+
+train: install-serve  ## search, train, bundle and register a new version (alias staging)
 	$(BIN)/attrition train
 
 test: install  ## lint, unit and server tests, manifests, workflows, notebooks
@@ -50,7 +69,7 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 		$(BIN)/jupyter-book build -W --keep-going book
 
 bench: install  ## latency, throughput, start-up and memory vs bare MLServer
-	$(BIN)/python -m attrition_runtime.bench
+	$(BIN)/python -m attrition_tools.bench
 
 clean:
 	rm -rf book/_build .pytest_cache .ruff_cache
