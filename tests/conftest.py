@@ -29,7 +29,7 @@ ANCHOR_BUDGET_S = 3.0
 @pytest.fixture(scope="session")
 def release():
     """One quick-trained bundle, registered (staging + production) in the session's store."""
-    from attrition.pipeline import train_and_register
+    from attrition.release import train_and_register
 
     return train_and_register(quick=True, progress=lambda _: None)
 
@@ -38,7 +38,7 @@ def release():
 def server(release, tmp_path_factory):
     """The real MLServer with our runtime, serving the registered bundle by alias."""
     from attrition import config
-    from attrition_runtime.serve import Server, free_ports
+    from attrition_tools.serve import Server, free_ports
 
     log = tmp_path_factory.mktemp("server") / "mlserver.log"
     # Window tests as soon as they are due (no 1 s spacing), so that tests see each one.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from attrition_runtime import bench
+from attrition_tools import bench
 
 SERVER_CELLS = [(1, 1), (1, 8), (100, 1), (100, 8), (1000, 1)]
 
@@ -37,6 +37,7 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert _positive(report["explain"]["server"]["p50_ms"]) and _positive(
         report["explain"]["in_process"]["p50_ms"]
     )
+    assert report["drift"]["rows_per_request"] == 100 and _positive(report["drift"]["p50_ms"])
     for server in ("ours", "bare"):
         assert _positive(report["startup"][server]["ready_s"])
         memory = report["memory"][server]
@@ -48,4 +49,4 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert json.loads((tmp_path / "latest.json").read_text()) == report
     markdown = (tmp_path / "latest.md").read_text()
     assert report["date"] in markdown and report["machine"]["cpu"] in markdown
-    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 5 + 11  # 5 tables: header + rows
+    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11  # 5 tables: header + rows

@@ -1,4 +1,4 @@
-"""The commands as users type them: `attrition ...` and `make serve`'s `python -m attrition_runtime.serve`."""
+"""The commands as users type them: `attrition ...` and `make serve`'s `python -m attrition_tools.serve`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from attrition import cli, data
-from attrition_runtime.serve import free_ports
+from attrition_tools.serve import free_ports
 
 ATTRITION = str(Path(sys.executable).parent / "attrition")  # the console script of this environment
 
@@ -53,7 +53,7 @@ def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
         "MLSERVER_METRICS_PORT": str(ports["metrics"]),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "attrition_runtime.serve"],
+        [sys.executable, "-m", "attrition_tools.serve"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -7,14 +7,15 @@ import os
 import subprocess
 import sys
 
-from attrition_runtime.serve import MLSERVER_DEFAULT_PORTS
+from attrition_runtime.wire import DEFAULT_PORTS
 
 CLIENT_SIDE = (
     "attrition_runtime.client",
-    "attrition_runtime.options",
-    "attrition_runtime.serve",
+    "attrition_runtime.wire",
+    "attrition_runtime.settings",
     "attrition_runtime.monitoring",
-    "attrition_runtime.bench",
+    "attrition_tools.serve",
+    "attrition_tools.bench",
 )
 
 
@@ -41,4 +42,4 @@ def test_restated_default_ports_are_mlservers():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSERVER_")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert done.stdout.split() == [str(p) for p in MLSERVER_DEFAULT_PORTS.values()]
+    assert done.stdout.split() == [str(p) for p in DEFAULT_PORTS.values()]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from attrition import config, registry
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
-from attrition_runtime.settings import RuntimeSettings
+from attrition_runtime.settings import MODEL_URI_ENV, RuntimeSettings
 from attrition_runtime.wire import DEFAULT_PORTS, model_path
 
 #: Folder with settings.json and model-settings.json: ``runtime/`` of the checkout.
@@ -62,9 +62,8 @@ def ensure_model(progress=print) -> str:
     if settings.model_uri:
         return settings.model_uri
     if registry.alias_version(settings.model_alias) is None:
-        progress(
-            f"no {config.MODEL_NAME}@{settings.model_alias} in {config.tracking_uri()}: training one first ..."
-        )
+        wanted = f"{config.MODEL_NAME}@{settings.model_alias}"
+        progress(f"no {wanted} in {config.tracking_uri()}: training one first ...")
         from attrition.release import train_and_register
 
         train_and_register(progress=progress)
@@ -116,7 +115,7 @@ class Server:
                 "MLSERVER_METRICS_DIR": os.path.join(self._tmp.name, "metrics"),
                 "MLSERVER_ENVIRONMENTS_DIR": os.path.join(self._tmp.name, "envs"),
                 "MLFLOW_TRACKING_URI": config.tracking_uri(),
-                "ATTRITION_MODEL_URI": self.model_uri,
+                MODEL_URI_ENV: self.model_uri,
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
                 "PYTHONUNBUFFERED": "1",
             }
