@@ -15,11 +15,11 @@ from conftest import ROOT
 from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.bundle import export
-from attrition.detectors import MIN_DRIFT_ROWS
 from attrition.schema import LABELS
+from attrition.signals import MIN_DRIFT_ROWS
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
-from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV
-from attrition_runtime.serve import MODEL_SETTINGS, SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports
+from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings
+from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports
 
 START_SH = ROOT / "runtime" / "container" / "start.sh"
 ALERT_RULES = ROOT / "kustomize" / "components" / "servicemonitor" / "prometheusrule.yaml"
@@ -104,7 +104,7 @@ def test_alert_rules_query_series_the_server_exports(container):
     used = {name for g in rules for r in g["rules"] for name in re.findall(r"\battrition_\w+", r["expr"])}
     assert used
     # Enough rows for one sliding-window drift test, whose gauges exist only once it has run.
-    rows = max(MODEL_SETTINGS["parameters"]["extra"]["drift_every"], MIN_DRIFT_ROWS)
+    rows = max(RuntimeSettings().drift_every, MIN_DRIFT_ROWS)
     requests.post(
         f"{container.http_url}/v2/models/{SERVED_MODEL_NAME}/infer",
         json=v2_request([EXAMPLE_EMPLOYEE] * rows),

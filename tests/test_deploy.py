@@ -17,8 +17,8 @@ import yaml
 from conftest import ROOT
 from kubernetes_validate.utils import latest_version
 
-from attrition_runtime.options import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeOptions
-from attrition_runtime.serve import default_ports
+from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings, env_name
+from attrition_runtime.wire import DEFAULT_PORTS
 
 #: kubectl, check-jsonschema and hadolint come with the dev extras, beside this interpreter.
 BIN = Path(sys.executable).parent
@@ -154,18 +154,18 @@ def test_pod_security_restricted(rendered, overlay):
 def test_ports_probes_and_settings_match_the_server(rendered, overlay):
     docs = rendered[overlay]
     server = container(docs)
-    assert {p["name"]: p["containerPort"] for p in server["ports"]} == default_ports()
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == DEFAULT_PORTS
     assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # a slow model download
     service_ports = {p["name"]: p["targetPort"] for p in one(docs, "Service")["spec"]["ports"]}
-    assert service_ports == {name: name for name in default_ports()}
+    assert service_ports == {name: name for name in DEFAULT_PORTS}
     # The pods read the generated ConfigMap, and every ATTRITION_* key is one the runtime reads.
     (config_ref,) = [s["configMapRef"]["name"] for s in server["envFrom"] if "configMapRef" in s]
     assert config_ref == one(docs, "ConfigMap")["metadata"]["name"]
     known = {MODEL_ALIAS_ENV, MODEL_URI_ENV, "ATTRITION_MODEL_NAME"}
-    known |= {f"ATTRITION_{name.upper()}" for name in RuntimeOptions.__dataclass_fields__}
+    known |= {env_name(name) for name in RuntimeSettings.model_fields}
     assert {k for k in settings(docs) if k.startswith("ATTRITION_")} <= known
     selector = one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector

@@ -12,7 +12,7 @@ from attrition.schema import (
     CATEGORIES_PER_FEATURE,
     FEATURES,
     NUMERIC,
-    SchemaError,
+    InvalidInput,
     from_codes,
     to_codes,
     validate_features,
@@ -63,7 +63,7 @@ def test_valid_frame_is_normalised(features):
     ],
 )
 def test_bad_input_names_the_field(features, change, field, words):
-    with pytest.raises(SchemaError) as error:
+    with pytest.raises(InvalidInput) as error:
         validate_features(change(features.head(2).copy()))
     assert error.value.field == field
     assert words in str(error.value)

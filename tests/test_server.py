@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from attrition.schema import CATEGORICAL, FEATURES
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
-from attrition_runtime.serve import SERVED_MODEL_NAME
+from attrition_tools.serve import SERVED_MODEL_NAME
 
 
 def http_infer(server, rows: list[dict], parameters: dict | None = None):

@@ -9,12 +9,14 @@ import sys
 import pandas as pd
 
 from attrition import config
+from attrition.errors import AttritionError
+from attrition.signals import Explain
 
 
 def _train(args: argparse.Namespace) -> int:
-    from attrition.pipeline import train_and_register
+    from attrition.release import train_and_register
 
-    release = train_and_register(args.data_dir, quick=args.quick or None, seed=args.seed)
+    release = train_and_register(args.data_dir, quick=args.quick or None, seed=args.seed, trust=args.trust)
     print(
         f"cv_roc_auc={release.cv_roc_auc:.4f} model={release.name} version={release.version} "
         f"aliases={','.join(release.aliases)} run_id={release.run_id}"
@@ -40,8 +42,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
-    from attrition.detectors import MIN_DRIFT_ROWS
     from attrition.schema import FEATURES, validate_features
+    from attrition.signals import MIN_DRIFT_ROWS
 
     uri = _model_uri(args)
     frame = pd.read_csv(args.csv, encoding="utf-8-sig")
@@ -88,6 +90,12 @@ def parser() -> argparse.ArgumentParser:
         "--data-dir", help="folder holding the CSV (default: $ATTRITION_DATA_DIR or a user cache)"
     )
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--trust",
+        choices=("alibi", "open"),
+        default="alibi",
+        help="trust backend: alibi/alibi-detect (BSL 1.1, with anchors) or open (scipy, scikit-learn, shap)",
+    )
     train.set_defaults(func=_train)
 
     promote = sub.add_parser(
@@ -105,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("csv", help="CSV with the 30 feature columns (extra columns are ignored)")
     _model_choice(predict)
     predict.add_argument("--output", "-o", help="output CSV (default: stdout)")
-    predict.add_argument("--explain", choices=config.EXPLAIN_MODES, default="none")
+    predict.add_argument("--explain", choices=[str(mode) for mode in Explain], default=str(Explain.NONE))
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
     predict.set_defaults(func=_predict)
     return root
@@ -115,14 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except Exception as exc:  # one line for users; the traceback is noise at a command line
-        from attrition.data import DataError
-        from attrition.schema import SchemaError
-
-        if isinstance(exc, DataError | SchemaError | LookupError | FileNotFoundError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except (AttritionError, LookupError, FileNotFoundError) as exc:  # one line: a traceback is noise here
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

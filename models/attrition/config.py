@@ -17,8 +17,17 @@ STAGING = "staging"
 PRODUCTION = "production"
 #: The bundle's folder name inside a run / logged model.
 BUNDLE_NAME = "bundle"
-#: What an explanation request can ask for (here, not in bundle.py, so the CLI parses without alibi).
-EXPLAIN_MODES = ("none", "attributions", "anchors")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """A true/false environment variable, parsed as pydantic parses the runtime's settings
+    (1/0, true/false, yes/no, on/off)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(bool).validate_python(value)
 
 
 def project_home() -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pooch
 
+from attrition.errors import AttritionError
 from attrition.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
 
 FILENAME = "WA_Fn-UseC_-HR-Employee-Attrition.csv"
@@ -24,7 +25,7 @@ DATA_DIR_ENV = "ATTRITION_DATA_DIR"
 EXPECTED_ROWS = 1470
 
 
-class DataError(RuntimeError):
+class DataError(AttritionError, RuntimeError):
     """The data set could not be had, or is not the one we expect."""
 
 

@@ -21,10 +21,14 @@ def alias_version(alias: str, name: str = config.MODEL_NAME) -> str | None:
         return None
 
 
-def mark_new_version(version: str, name: str = config.MODEL_NAME) -> list[str]:
-    """Alias a freshly registered version ``staging``; on a registry with no ``production`` yet, that
-    too, so that serving works out of the box. Returns the aliases set."""
+def mark_new_version(
+    version: str, name: str = config.MODEL_NAME, tags: dict[str, str] | None = None
+) -> list[str]:
+    """Tag a freshly registered version and alias it ``staging``; on a registry with no ``production``
+    yet, that too, so that serving works out of the box. Returns the aliases set."""
     client = _client()
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, config.STAGING, version)
     aliases = [config.STAGING]
     if alias_version(config.PRODUCTION, name) is None:
@@ -42,3 +46,15 @@ def promote(version: str | None = None, name: str = config.MODEL_NAME) -> str:
     client.get_model_version(name, version)  # raises a clear error for an unknown version
     client.set_registered_model_alias(name, config.PRODUCTION, version)
     return version
+
+
+def version_of(model_uri: str) -> str | None:
+    """The registry version behind ``models:/<name>@<alias>`` or ``models:/<name>/<N>``; None for any
+    other URI (a run, a folder)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    ref = model_uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return alias_version(alias, name)
+    return ref.rsplit("/", 1)[-1]

@@ -1,4 +1,4 @@
-"""Train, bundle and register in one go: what ``attrition train`` and ``make train`` run."""
+"""A release: train, bundle and register in one go (what ``attrition train`` and ``make train`` run)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import mlflow
 
 from attrition import config, registry
-from attrition.bundle import BundleInfo, log_bundle
+from attrition.bundle import BundleInfo, TrustBackend, log_bundle
 from attrition.train import CV_METRIC, TrainResult, train
 
 
@@ -29,14 +29,16 @@ def train_and_register(
     seed: int = 0,
     name: str = config.MODEL_NAME,
     progress: Callable[[str], None] = print,
+    trust: TrustBackend = "alibi",
 ) -> Release:
     result = train(data_dir, quick=quick, seed=seed, progress=progress)
     try:
-        info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc)
-        progress("fitting drift and outlier detectors and explainers, logging the bundle ...")
+        info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc, trust_backend=trust)
+        progress(f"fitting the trust signals ({trust} backend) and logging the bundle ...")
+        mlflow.set_tag("trust_backend", trust)
         model_info = log_bundle(result.model, info, result.X_train, registered_model_name=name, seed=seed)
         version = str(model_info.registered_model_version)
-        aliases = registry.mark_new_version(version, name)
+        aliases = registry.mark_new_version(version, name, {"trust_backend": trust})
     finally:
         mlflow.end_run()
     progress(

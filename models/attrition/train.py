@@ -4,7 +4,6 @@ stratified cross-validated ROC AUC on the training split; the winner evaluated o
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ CV_METRIC = "cv_roc_auc"
 
 def quick_mode() -> bool:
     """Quick mode (tests, CI): one trial per family and 3-fold CV instead of 5x3."""
-    return os.environ.get(QUICK_ENV, "").lower() in {"1", "true", "yes"}
+    return config.env_flag(QUICK_ENV)
 
 
 @dataclass(frozen=True)

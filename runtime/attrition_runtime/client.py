@@ -1,8 +1,7 @@
 """The client side of the V2 contract: example rows and request bodies.
 
-This module (like serve.py) must not import mlserver: MLServer's and tritonclient's gRPC stubs
-register the same ``inference.*`` protobuf symbols, so one process cannot load both. Clients,
-tests, the book and the benchmark use tritonclient; only the server process imports mlserver.
+This module must not import mlserver (see wire.py): clients, tests, the book and the tools use
+tritonclient; only the server process imports mlserver.
 """
 
 from __future__ import annotations
@@ -12,13 +11,7 @@ from types import ModuleType
 import numpy as np
 
 from attrition.schema import CATEGORICAL, FEATURES
-
-#: V2 datatypes of the inputs.
-CATEGORICAL_DATATYPE = "BYTES"
-NUMERIC_DATATYPE = "FP64"
-#: The output that request parameter ``explain`` adds (JSON per row).
-EXPLANATION_OUTPUT = "explanation"
-
+from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
 
 #: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.
 EXAMPLE_EMPLOYEE: dict[str, str | float] = {

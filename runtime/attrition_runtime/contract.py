@@ -1,34 +1,33 @@
-"""The V2 (Open Inference Protocol) contract of the server: one named input per feature, per-row
-outputs, per-batch drift outputs. Decoding checks every input before anything reaches the model, and
-names the input and what was expected when it refuses."""
+"""The V2 (Open Inference Protocol) contract of the server, translated with MLServer's codecs: one
+named input per feature in, the outputs of :mod:`attrition.outputs` out. Decoding checks the request's
+shape before anything reaches the model and raises :class:`attrition.errors.InvalidInput`, naming the
+input and what was expected."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 from mlserver.codecs import NumpyCodec, StringCodec
-from mlserver.errors import InferenceError
 from mlserver.types import MetadataTensor, Parameters, RequestInput, ResponseOutput
 
-from attrition.bundle import OUTPUTS
-from attrition.detectors import DriftReport
+from attrition.errors import InvalidInput
+from attrition.outputs import ALL_OUTPUTS, DRIFT_OUTPUTS, EXPLANATION, ROW_OUTPUTS, Output
 from attrition.schema import CATEGORICAL, FEATURES, NUMERIC
-from attrition_runtime.client import CATEGORICAL_DATATYPE, EXPLANATION_OUTPUT, NUMERIC_DATATYPE
+from attrition.signals import DriftReport, Explain
+from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_ACCEPTED, NUMERIC_DATATYPE, V2_DATATYPES
 
-#: Numeric datatypes accepted and converted to FP64.
-NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-#: Values of the request parameter ``explain``.
-EXPLAIN_VALUES = {
-    False: "none",
-    "false": "none",
-    "none": "none",
-    "": "none",
-    True: "attributions",
-    "true": "attributions",
-    "attributions": "attributions",
-    "anchors": "anchors",
+#: Values of the request parameter ``explain``, as JSON gives them (case-insensitive strings).
+EXPLAIN_VALUES: dict[object, Explain] = {
+    False: Explain.NONE,
+    "false": Explain.NONE,
+    "none": Explain.NONE,
+    "": Explain.NONE,
+    True: Explain.ATTRIBUTIONS,
+    "true": Explain.ATTRIBUTIONS,
+    "attributions": Explain.ATTRIBUTIONS,
+    "anchors": Explain.ANCHORS,
 }
 
 
@@ -38,54 +37,49 @@ def input_metadata() -> list[MetadataTensor]:
     for name in FEATURES:
         if name in CATEGORICAL:
             params = Parameters(content_type="str", allowed_values=list(CATEGORICAL[name]))
-            tensors.append(
-                MetadataTensor(name=name, datatype=CATEGORICAL_DATATYPE, shape=[-1], parameters=params)
-            )
+            datatype = CATEGORICAL_DATATYPE
         else:
-            spec = NUMERIC[name]
-            params = Parameters(content_type="np", minimum=spec.low, maximum=spec.high)
-            tensors.append(
-                MetadataTensor(name=name, datatype=NUMERIC_DATATYPE, shape=[-1], parameters=params)
-            )
+            params = Parameters(content_type="np", minimum=NUMERIC[name].low, maximum=NUMERIC[name].high)
+            datatype = NUMERIC_DATATYPE
+        tensors.append(MetadataTensor(name=name, datatype=datatype, shape=[-1], parameters=params))
     return tensors
 
 
 def output_metadata() -> list[MetadataTensor]:
-    per_row = {"probability": "FP64", "prediction": "BYTES", "outlier_score": "FP64", "is_outlier": "BOOL"}
-    assert tuple(per_row) == OUTPUTS
-    per_batch = {
-        "is_drift": ("BOOL", [1]),
-        "drift_feature": ("BYTES", [len(FEATURES)]),
-        "drift_p_value": ("FP64", [len(FEATURES)]),
-    }
-    tensors = [MetadataTensor(name=n, datatype=d, shape=[-1]) for n, d in per_row.items()]
-    tensors += [MetadataTensor(name=n, datatype=d, shape=s) for n, (d, s) in per_batch.items()]
-    tensors.append(
-        MetadataTensor(
-            name=EXPLANATION_OUTPUT,
-            datatype="BYTES",
-            shape=[-1],
-            parameters=Parameters(content_type="str", format="json"),
+    """Every output of :mod:`attrition.outputs` with its V2 datatype and shape."""
+    tensors = []
+    for output in ALL_OUTPUTS:
+        params = Parameters(content_type="str", format="json") if output is EXPLANATION else None
+        tensors.append(
+            MetadataTensor(
+                name=output.name,
+                datatype=V2_DATATYPES[output.kind],
+                shape=[output.length or -1],
+                parameters=params,
+            )
         )
-    )
     return tensors
 
 
-def explain_mode(parameters: Parameters | None) -> str:
-    value = (parameters.model_extra or {}).get("explain", False) if parameters else False
+def _parameter(parameters: Parameters | None, name: str, default: object) -> object:
+    return (parameters.model_extra or {}).get(name, default) if parameters else default
+
+
+def explain_mode(parameters: Parameters | None) -> Explain:
+    value = _parameter(parameters, "explain", False)
     key = value.lower() if isinstance(value, str) else value
     if key not in EXPLAIN_VALUES:
-        raise InferenceError(f'parameters.explain: got {value!r}; expected true, false or "anchors"')
+        raise InvalidInput("parameters.explain", f'got {value!r}; expected true, false or "anchors"')
     return EXPLAIN_VALUES[key]
 
 
 def drift_requested(parameters: Parameters | None) -> bool:
-    """Request parameter ``drift`` (default true): false skips the batch drift test (~20 ms a request)."""
-    value = (parameters.model_extra or {}).get("drift", True) if parameters else True
+    """Request parameter ``drift`` (default true): false skips the batch drift test."""
+    value = _parameter(parameters, "drift", True)
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         value = value.lower() == "true"
     if not isinstance(value, bool):
-        raise InferenceError(f"parameters.drift: got {value!r}; expected true or false")
+        raise InvalidInput("parameters.drift", f"got {value!r}; expected true or false")
     return value
 
 
@@ -93,100 +87,88 @@ def _rows(request_input: RequestInput) -> int:
     shape = list(request_input.shape)
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         if shape[0] < 0:
-            raise InferenceError(f"{request_input.name}: shape {shape} has a negative dimension")
+            raise InvalidInput(request_input.name, f"shape {shape} has a negative dimension")
         return shape[0]
-    raise InferenceError(f"{request_input.name}: shape {shape} not supported; expected [n] or [n, 1]")
+    raise InvalidInput(request_input.name, f"shape {shape} not supported; expected [n] or [n, 1]")
 
 
-def decode_inputs(inputs: list[RequestInput], max_rows: int) -> pd.DataFrame:
-    """V2 inputs -> a frame of raw feature values (the schema's own validation comes next)."""
+def decode_inputs(inputs: list[RequestInput], max_rows: int) -> dict[str, np.ndarray]:
+    """V2 inputs -> one array of raw values per feature (the schema's own checks come next)."""
     if not inputs:
-        raise InferenceError(f"inputs: empty; expected one input per feature: {list(FEATURES)}")
+        raise InvalidInput("inputs", f"empty; expected one input per feature: {list(FEATURES)}")
     by_name: dict[str, RequestInput] = {}
     for request_input in inputs:
-        if request_input.name not in FEATURES:
-            raise InferenceError(f"{request_input.name}: unknown input; expected only {list(FEATURES)}")
+        if request_input.name not in CATEGORICAL and request_input.name not in NUMERIC:
+            raise InvalidInput(request_input.name, f"unknown input; expected only {list(FEATURES)}")
         if request_input.name in by_name:
-            raise InferenceError(f"{request_input.name}: given twice")
+            raise InvalidInput(request_input.name, "given twice")
         by_name[request_input.name] = request_input
     missing = [name for name in FEATURES if name not in by_name]
     if missing:
-        raise InferenceError(f"{missing[0]}: missing input (all missing: {missing})")
+        raise InvalidInput(missing[0], f"missing input (all missing: {missing})")
     rows = {name: _rows(by_name[name]) for name in FEATURES}
     n = rows[FEATURES[0]]
     for name, count in rows.items():
         if count != n:
-            raise InferenceError(
-                f"{name}: has {count} rows but {FEATURES[0]} has {n}; every input needs the same"
+            raise InvalidInput(
+                name, f"has {count} rows but {FEATURES[0]} has {n}; every input needs the same"
             )
     if n == 0:
-        raise InferenceError("inputs: empty batch; expected at least one row")
+        raise InvalidInput("inputs", "empty batch; expected at least one row")
     if n > max_rows:
-        raise InferenceError(f"inputs: batch of {n} rows exceeds the maximum of {max_rows}; split it")
-    columns = {name: _decode(by_name[name], n) for name in FEATURES}
-    return pd.DataFrame(columns)
+        raise InvalidInput("inputs", f"batch of {n} rows exceeds the maximum of {max_rows}; split it")
+    return {name: _decode(by_name[name], n) for name in FEATURES}
 
 
 def _decode(request_input: RequestInput, n: int) -> np.ndarray:
-    name, datatype = request_input.name, request_input.datatype
-    datatype = getattr(datatype, "value", datatype)
+    name = request_input.name
+    datatype = getattr(request_input.datatype, "value", request_input.datatype)
+    categorical = name in CATEGORICAL
+    if categorical and datatype != CATEGORICAL_DATATYPE:
+        raise InvalidInput(name, f"datatype {datatype}; expected {CATEGORICAL_DATATYPE} (a category name)")
+    if not categorical and datatype not in NUMERIC_ACCEPTED:
+        raise InvalidInput(
+            name, f"datatype {datatype}; expected {NUMERIC_DATATYPE} (or {', '.join(NUMERIC_ACCEPTED[1:])})"
+        )
     try:
-        if name in CATEGORICAL:
-            if datatype != CATEGORICAL_DATATYPE:
-                raise InferenceError(
-                    f"{name}: datatype {datatype}; expected {CATEGORICAL_DATATYPE} (a category name)"
-                )
-            values = StringCodec.decode_input(request_input)
+        if categorical:
+            values = np.asarray(StringCodec.decode_input(request_input), dtype=object)
         else:
-            if datatype not in NUMERIC_ACCEPTED:
-                raise InferenceError(
-                    f"{name}: datatype {datatype}; expected {NUMERIC_DATATYPE} "
-                    f"(or {', '.join(NUMERIC_ACCEPTED[1:])}), a number"
-                )
             values = NumpyCodec.decode_input(request_input).astype("float64")
-    except InferenceError:
-        raise
-    except Exception as exc:  # malformed data for the declared datatype
-        raise InferenceError(
-            f"{name}: data does not match datatype {datatype} and shape {list(request_input.shape)}: {exc}"
+    except Exception as exc:  # malformed data for the declared datatype: MLServer's codecs raise anything
+        raise InvalidInput(
+            name, f"data does not match datatype {datatype} and shape {list(request_input.shape)}: {exc}"
         ) from exc
-    values = np.asarray(values, dtype=object if name in CATEGORICAL else "float64").reshape(-1)
+    values = values.reshape(-1)
     if len(values) != n:
-        raise InferenceError(f"{name}: shape says {n} rows but data has {len(values)} values")
+        raise InvalidInput(name, f"shape says {n} rows but data has {len(values)} values")
     return values
 
 
-def encode_scores(scores: pd.DataFrame) -> list[ResponseOutput]:
-    return [
-        _numbers("probability", scores["probability"].to_numpy("float64")),
-        _strings("prediction", scores["prediction"].tolist()),
-        _numbers("outlier_score", scores["outlier_score"].to_numpy("float64")),
-        _numbers("is_outlier", scores["is_outlier"].to_numpy(bool)),
-    ]
+def encode_scores(scores: Mapping[str, np.ndarray]) -> list[ResponseOutput]:
+    """The per-row outputs, in the order of ROW_OUTPUTS."""
+    return [_encode(output, scores[output.name]) for output in ROW_OUTPUTS]
 
 
 def encode_drift(report: DriftReport) -> list[ResponseOutput]:
-    p_values = [report.p_values[f] for f in FEATURES]
-    out = [
-        _numbers("is_drift", np.array([report.is_drift])),
-        _strings("drift_feature", list(FEATURES)),
-        _numbers("drift_p_value", np.array(p_values, dtype="float64")),
-    ]
-    out[0].parameters = Parameters(threshold=report.threshold, rows=report.rows, drifted=report.drifted)
-    return out
+    values = {
+        "is_drift": np.array([report.is_drift]),
+        "drift_feature": list(FEATURES),
+        "drift_p_value": np.array([report.p_values[f] for f in FEATURES], dtype="float64"),
+    }
+    outputs = [_encode(output, values[output.name]) for output in DRIFT_OUTPUTS]
+    outputs[0].parameters = Parameters(threshold=report.threshold, rows=report.rows, drifted=report.drifted)
+    return outputs
 
 
 def encode_explanations(explanations: list[dict]) -> ResponseOutput:
-    return _strings(EXPLANATION_OUTPUT, [json.dumps(e, allow_nan=False) for e in explanations])
+    return _encode(EXPLANATION, [json.dumps(e, allow_nan=False) for e in explanations])
 
 
-def _numbers(name: str, values: np.ndarray) -> ResponseOutput:
-    output = NumpyCodec.encode_output(name, values)
-    output.shape = [len(values)]  # NumpyCodec says [n, 1] for a vector; every output of ours is [n]
-    return output
-
-
-def _strings(name: str, values: list[str]) -> ResponseOutput:
-    output = StringCodec.encode_output(name, values)
-    output.shape = [len(values)]  # StringCodec says [n, 1]; every output of ours is [n]
-    return output
+def _encode(output: Output, values) -> ResponseOutput:
+    if output.kind == "str":
+        encoded = StringCodec.encode_output(output.name, [str(v) for v in values])
+    else:
+        encoded = NumpyCodec.encode_output(output.name, np.asarray(values, dtype=output.kind))
+    encoded.shape = [len(values)]  # the codecs say [n, 1] for a vector; every output of ours is [n]
+    return encoded

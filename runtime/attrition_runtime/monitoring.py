@@ -1,13 +1,15 @@
 """What platform teams watch: Prometheus metrics for outliers and sliding-window drift, and one
-structured telemetry line per request.
+structured telemetry line per request, behind one call per request (:meth:`Monitor.observe`).
 
 MLServer serves custom metrics from its workers through prometheus_client's multiprocess mode, so they
 exist only with ``parallel_workers >= 1`` (our settings.json); gauges use ``mostrecent`` so the
-newest value wins across worker restarts.
+newest value wins across worker restarts. Importable without mlserver (the book reads the gauges with
+:func:`read_window`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -15,14 +17,26 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.parser import text_string_to_metric_families
 
-from attrition.detectors import MIN_DRIFT_ROWS, DriftReport
-from attrition.schema import FEATURES
+from attrition.schema import FEATURES, POSITIVE_LABEL
+from attrition.signals import MIN_DRIFT_ROWS, DriftReport
 
-LABELS = ("model_name", "model_version")
+#: Prometheus label names of every series of ours.
+LABEL_NAMES = ("model_name", "model_version")
+#: The window's gauges, by what read_window calls them.
+WINDOW_GAUGES = {
+    "is_drift": "attrition_window_is_drift",
+    "threshold": "attrition_window_drift_threshold",
+    "rows": "attrition_window_rows",
+    "tests": "attrition_window_drift_tests_total",
+    "outlier_rate": "attrition_window_outlier_rate",
+}
+WINDOW_P_VALUE = "attrition_window_drift_p_value"
 
 
 class Metrics:
@@ -30,54 +44,48 @@ class Metrics:
 
     def __init__(self, model_name: str, model_version: str):
         labels = {"model_name": model_name, "model_version": model_version}
+        self._labels = labels
         # registry=None: in multiprocess mode values go to MLServer's metrics dir, which /metrics reads.
-        self.rows = Counter("attrition_rows", "Rows scored", LABELS, registry=None).labels(**labels)
-        self.outliers = Counter(
-            "attrition_outliers", "Rows flagged as outliers", LABELS, registry=None
-        ).labels(**labels)
+        self.rows = self._counter("attrition_rows", "Rows scored")
+        self.outliers = self._counter("attrition_outliers", "Rows flagged as outliers")
         self.probability = Histogram(
             "attrition_probability",
             "Predicted probability of leaving",
-            LABELS,
+            LABEL_NAMES,
             registry=None,
             buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
         ).labels(**labels)
         self.batch_drift = Counter(
             "attrition_batch_drift",
             "Requests whose own batch was tested for drift, by verdict",
-            (*LABELS, "drift"),
+            (*LABEL_NAMES, "drift"),
             registry=None,
         )
-        self._labels = labels
         self.window_outlier_rate = self._gauge(
-            "attrition_window_outlier_rate", "Outlier share in the drift window"
+            WINDOW_GAUGES["outlier_rate"], "Outlier share in the drift window"
         )
-        self.window_rows = self._gauge("attrition_window_rows", "Rows in the sliding drift window")
-        self.window_is_drift = self._gauge(
-            "attrition_window_is_drift", "1 if the last window test found drift"
-        )
-        self.window_tests = Counter(
-            "attrition_window_drift_tests", "Sliding-window drift tests run", LABELS, registry=None
-        ).labels(**labels)
+        self.window_rows = self._gauge(WINDOW_GAUGES["rows"], "Rows in the sliding drift window")
+        self.window_is_drift = self._gauge(WINDOW_GAUGES["is_drift"], "1 if the last window test found drift")
+        self.window_tests = self._counter("attrition_window_drift_tests", "Sliding-window drift tests run")
         p_value = Gauge(
-            "attrition_window_drift_p_value",
-            "Window drift p-value per feature (after no correction)",
-            (*LABELS, "feature"),
+            WINDOW_P_VALUE,
+            "Window drift p-value per feature (before the correction)",
+            (*LABEL_NAMES, "feature"),
             registry=None,
             multiprocess_mode="mostrecent",
         )
         self.window_p_value = {f: p_value.labels(**labels, feature=f) for f in FEATURES}
-        threshold = Gauge(
-            "attrition_window_drift_threshold",
-            "Per-feature p-value threshold (Bonferroni)",
-            LABELS,
-            registry=None,
-            multiprocess_mode="mostrecent",
+        self.window_threshold = self._gauge(
+            WINDOW_GAUGES["threshold"], "Per-feature p-value threshold (Bonferroni)"
         )
-        self.window_threshold = threshold.labels(**labels)
+
+    def _counter(self, name: str, doc: str):
+        return Counter(name, doc, LABEL_NAMES, registry=None).labels(**self._labels)
 
     def _gauge(self, name: str, doc: str):
-        return Gauge(name, doc, LABELS, registry=None, multiprocess_mode="mostrecent").labels(**self._labels)
+        return Gauge(name, doc, LABEL_NAMES, registry=None, multiprocess_mode="mostrecent").labels(
+            **self._labels
+        )
 
     def observe_scores(self, probability: np.ndarray, outliers: int) -> None:
         self.rows.inc(len(probability))
@@ -102,9 +110,9 @@ class DriftWindow:
     """The last ``size`` scored rows (as ordinal codes), tested against the training reference every
     ``every`` rows, so one-row-at-a-time traffic still yields drift signals.
 
-    A test costs tens of milliseconds of CPU whatever the traffic, so tests never overlap and run at
-    most once per ``min_interval_s``: under heavy batch traffic the window is still tested about once
-    a second (dashboards scrape far less often), not after every request.
+    Tests never overlap and run at most once per ``min_interval_s``: under heavy batch traffic the
+    window is still tested about once a second (dashboards scrape far less often), not after every
+    request.
     """
 
     def __init__(self, size: int, every: int, min_interval_s: float = 1.0):
@@ -159,8 +167,6 @@ class Telemetry:
             self.logger.propagate = False
 
     def log(self, request_id: str | None, started: float, **fields) -> None:
-        if not self.log_payloads or fields.get("payload") is None:
-            fields.pop("payload", None)
         record = {
             "event": "inference",
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -171,3 +177,84 @@ class Telemetry:
             **fields,
         }
         self.logger.info(json.dumps(record, default=str))
+
+
+class Monitor:
+    """Everything after scoring, in one call per request: metrics, the drift window (tested off the
+    request path) and the telemetry line."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        drift_test: Callable[[np.ndarray], DriftReport],
+        window: DriftWindow,
+        log_payloads: bool = False,
+    ):
+        self.metrics = Metrics(model_name, model_version)
+        self.telemetry = Telemetry(model_name, model_version, log_payloads)
+        self.window = window
+        self._drift_test = drift_test
+        self.window_task: asyncio.Future | None = None
+
+    def observe(
+        self,
+        request_id: str | None,
+        started: float,
+        codes: np.ndarray,
+        scores: dict[str, np.ndarray],
+        report: DriftReport | None,
+        explain: str,
+        payload: Callable[[], list[dict]] | None = None,
+    ) -> None:
+        outliers = scores["is_outlier"]
+        flagged = int(outliers.sum())
+        self.metrics.observe_scores(scores["probability"], flagged)
+        if report is not None:
+            self.metrics.observe_batch_drift(report)
+        self._feed_window(codes, outliers)
+        self.telemetry.log(
+            request_id,
+            started,
+            rows=len(codes),
+            mean_probability=round(float(scores["probability"].mean()), 6),
+            predicted_leavers=int((scores["prediction"] == POSITIVE_LABEL).sum()),
+            outliers=flagged,
+            batch_drift=None if report is None else report.is_drift,
+            batch_drifted_features=None if report is None else report.drifted,
+            window_drift=None if self.window.last is None else self.window.last.is_drift,
+            explain=explain,
+            # Built only when asked for: feature values are personal data, and off the hot path.
+            **({"payload": payload()} if self.telemetry.log_payloads and payload else {}),
+        )
+
+    def _feed_window(self, codes: np.ndarray, outliers: np.ndarray) -> None:
+        due = self.window.add(codes, outliers)
+        if due is None:
+            return
+        window_codes, outlier_rate = due
+
+        def test() -> None:
+            report = None
+            try:
+                report = self._drift_test(window_codes)
+                self.metrics.observe_window(report, outlier_rate)
+            finally:
+                self.window.tested(report)
+
+        # Off the request path: a test on the window takes about a millisecond, but need not be waited for.
+        self.window_task = asyncio.get_running_loop().run_in_executor(None, test)
+
+
+def read_window(metrics_text: str) -> dict:
+    """The window's gauges from a /metrics page (prometheus_client's own parser): ``is_drift``,
+    ``threshold``, ``rows``, ``tests``, ``outlier_rate`` and ``p_value`` per feature."""
+    names = {metric: key for key, metric in WINDOW_GAUGES.items()}
+    values: dict = {"p_value": {}}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == WINDOW_P_VALUE:
+                values["p_value"][sample.labels["feature"]] = sample.value
+            elif sample.name in names:
+                values[names[sample.name]] = sample.value
+    return values

@@ -1,0 +1,55 @@
+"""The runtime's settings, in one place: defaults here, overridden by ``parameters.extra`` of
+model-settings.json, overridden in turn by ``ATTRITION_<NAME>`` environment variables (the way MLServer
+reads its own ``MLSERVER_*`` settings, with the same library). Importable without mlserver."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from attrition import config
+from attrition.signals import ANCHOR_BUDGET_S, MIN_DRIFT_ROWS
+
+ENV_PREFIX = "ATTRITION_"
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", protected_namespaces=())
+
+    #: The model: an MLflow URI (beats model-settings.json's ``uri``), else ``models:/<name>@<alias>``.
+    model_uri: str | None = None
+    model_alias: str = config.PRODUCTION
+    max_batch_rows: int = Field(1000, ge=1)
+    batch_drift_min_rows: int = Field(MIN_DRIFT_ROWS, ge=MIN_DRIFT_ROWS)
+    drift_window: int = Field(200, ge=MIN_DRIFT_ROWS)
+    drift_every: int = Field(50, ge=1)
+    drift_min_interval_s: float = Field(1.0, ge=0)
+    anchor_budget_s: float = Field(ANCHOR_BUDGET_S, gt=0)
+    log_payloads: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment (a Kubernetes ConfigMap) beats the file baked into the image.
+        return env_settings, init_settings
+
+    def resolve_model_uri(self, settings_uri: str | None = None) -> str:
+        """``ATTRITION_MODEL_URI``, else model-settings.json's ``uri``, else the alias in the registry."""
+        return self.model_uri or settings_uri or config.model_uri(self.model_alias)
+
+
+def env_name(setting: str) -> str:
+    """The environment variable that overrides a setting (``model_uri`` -> ``ATTRITION_MODEL_URI``)."""
+    if setting not in RuntimeSettings.model_fields:
+        raise KeyError(setting)
+    return ENV_PREFIX + setting.upper()
+
+
+MODEL_URI_ENV = env_name("model_uri")
+MODEL_ALIAS_ENV = env_name("model_alias")
