@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from attrition import bundle, config, registry
+from attrition.outputs import ROW_OUTPUTS
 from attrition.schema import validate_features
 from attrition.train import CV_METRIC, search_space
 
@@ -102,7 +103,7 @@ def test_pyfunc_params_switch_on_explanations_and_drift(release):
     assert set(explanation["attributions"]) == set(rows.columns)
     assert out["batch_is_drift"].dtype == bool
     plain = model.predict(rows)
-    assert list(plain.columns) == list(bundle.OUTPUTS)
+    assert list(plain.columns) == [o.name for o in ROW_OUTPUTS]
 
 
 def test_attributions_add_up_to_the_log_odds(release, loaded):

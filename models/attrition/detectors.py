@@ -1,10 +1,11 @@
-"""Trust signals fitted on the training split: feature drift (alibi-detect TabularDrift) and a
-per-row outlier score (alibi-detect IForest). Both see validated features as ordinal codes."""
+"""The alibi trust backend's detectors, fitted on the training split: feature drift (alibi-detect
+TabularDrift) and a per-row outlier score (alibi-detect IForest). Both see validated features as
+ordinal codes. Serving computes the same numbers without them (attrition.drift, attrition.compiled);
+these are the reference the tests compare with, and what the book shows."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -13,30 +14,9 @@ from alibi_detect.cd import TabularDrift
 from alibi_detect.od import IForest
 from alibi_detect.saving import load_detector, save_detector
 
+from attrition.outliers import FOREST_PARAMS
 from attrition.schema import CATEGORIES_PER_FEATURE, FEATURES
-
-#: Family-wise false-alarm rate of the batch drift test; Bonferroni-corrected over the 30 features.
-DRIFT_P_VALUE = 0.05
-DRIFT_CORRECTION = "bonferroni"
-#: Below this many rows a two-sample test has almost no power and its p-values mean little.
-MIN_DRIFT_ROWS = 30
-#: Training rows scoring above this percentile are outliers: 1% of normal employees are flagged.
-OUTLIER_PERCENTILE = 99.0
-
-
-@dataclass
-class DriftReport:
-    """Feature-level drift of one batch against the training reference."""
-
-    is_drift: bool
-    p_values: dict[str, float]
-    distances: dict[str, float]
-    threshold: float  # per-feature p-value threshold after the correction
-    rows: int
-
-    @property
-    def drifted(self) -> list[str]:
-        return [f for f, p in self.p_values.items() if p < self.threshold]
+from attrition.signals import DRIFT_CORRECTION, DRIFT_P_VALUE, MIN_DRIFT_ROWS, OUTLIER_PERCENTILE, DriftReport
 
 
 def fit_drift(reference_codes: np.ndarray) -> TabularDrift:
@@ -68,7 +48,7 @@ def drift_report(detector: TabularDrift, codes: np.ndarray) -> DriftReport:
 def fit_outlier(reference_codes: np.ndarray, seed: int = 0) -> IForest:
     # Its constructor warns that no threshold is set; infer_threshold sets it two lines below.
     logging.getLogger("alibi_detect.od.isolationforest").setLevel(logging.ERROR)
-    detector = IForest(n_estimators=100)
+    detector = IForest(n_estimators=FOREST_PARAMS["n_estimators"])
     detector.isolationforest.set_params(random_state=seed)
     detector.fit(reference_codes)
     detector.infer_threshold(reference_codes, threshold_perc=OUTLIER_PERCENTILE)
