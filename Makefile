@@ -9,6 +9,9 @@ UV := .uv/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines), every server
+# start would otherwise compile ~1,600 modules from source, twice (main process and worker).
+export UV_COMPILE_BYTECODE := 1
 # What serving and training need (make serve), and everything for tests, the book and the tools.
 SERVE_EXTRAS := --extra alibi --extra train
 DEV_EXTRAS := $(SERVE_EXTRAS) --extra dev --extra book

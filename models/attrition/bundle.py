@@ -168,6 +168,14 @@ class TrustBundle:
             self.folder / "alibi" / "anchors", self.classifier, self.info.decision_threshold
         )
 
+    def warm_up(self) -> None:
+        """Import and build what the first drift test and the first explanation need (scipy.stats,
+        shap for trees), so that those requests do not pay for it. Servers run it in the background
+        once ready; anchors stay cold until asked for (they import alibi)."""
+        self.drift_codes(self.reference[: signals.MIN_DRIFT_ROWS])
+        with self._explainer_lock:
+            self.attributions  # noqa: B018  (built on first access)
+
     # --- answers --------------------------------------------------------------------------------
 
     def score_codes(self, codes: np.ndarray) -> dict[str, np.ndarray]:

@@ -337,5 +337,5 @@ class CompiledIsolationForest:
     def score(self, codes: np.ndarray) -> np.ndarray:
         X = codes.astype(np.float32).astype(np.float64)  # the trees' float32 inputs
         depths = walk(self.arrays, X, "forest_").sum(axis=1)
-        scores = 2.0 ** (-depths / self.denominator) if self.denominator else np.ones(len(codes))
+        scores = 2.0 ** (-depths / self.denominator) if self.denominator else np.full(len(codes), 0.5)
         return -((-scores) - self.offset)

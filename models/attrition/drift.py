@@ -10,7 +10,6 @@ stores them. alibi-detect is not imported here: this is also the open (Apache/BS
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import chi2, kstwo
 
 from attrition.schema import CATEGORICAL, FEATURES
 from attrition.signals import DRIFT_CORRECTION, DRIFT_P_VALUE, MIN_DRIFT_ROWS, DriftReport
@@ -27,6 +26,8 @@ _KSTWO_CACHE_SIZE = 200_000
 
 
 def _kstwo_sf(statistics: np.ndarray, n: float) -> np.ndarray:
+    from scipy.stats import kstwo  # scipy.stats takes ~0.5 s to import: not before the first test
+
     missing = sorted({d for d in statistics.tolist() if (d, n) not in _KSTWO_CACHE})
     if missing:
         if len(_KSTWO_CACHE) + len(missing) > _KSTWO_CACHE_SIZE:
@@ -112,4 +113,6 @@ class DriftTest:
                 observed = observed + np.minimum(0.5, np.abs(difference)) * np.sign(difference)
             statistics[k] = ((observed - expected) ** 2 / expected).sum()
             dofs[k] = dof
+        from scipy.stats import chi2
+
         return chi2.sf(statistics, dofs), statistics

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -74,6 +75,8 @@ class AttritionRuntime(MLflowRuntime):
             self.name, self.bundle_version, self.bundle.drift_codes, window, self.options.log_payloads
         )
         redact_rejected_input()
+        # Ready now; the first drift test's and explanation's imports are done in the background.
+        threading.Thread(target=self.bundle.warm_up, name="attrition-warm-up", daemon=True).start()
         info = self.bundle.info
         logger.info(
             f"Loaded {self.model_uri} (version {self.bundle_version}, {info.model_family}, "

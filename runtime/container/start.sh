@@ -36,4 +36,5 @@ if [ -z "${ATTRITION_MODEL_URI:-}" ] && [ -z "${ATTRITION_MODEL_ALIAS:-}" ] && [
     export ATTRITION_MODEL_URI="$baked"
 fi
 
-exec mlserver start "$ATTRITION_SERVER_DIR"
+# `mlserver start`, but a model that fails to load exits non-zero and SIGTERM drains in-flight requests.
+exec python -m attrition_runtime.start "$ATTRITION_SERVER_DIR"

@@ -43,9 +43,12 @@ def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
     return ports
 
 
-def mlserver_command(folder: Path = SERVER_DIR) -> list[str]:
-    """``mlserver start`` on a settings folder, with this interpreter."""
-    return [sys.executable, "-m", "mlserver.cli.main", "start", str(folder)]
+def mlserver_command(folder: Path = SERVER_DIR, stock: bool = False) -> list[str]:
+    """Start MLServer on a settings folder with this interpreter: through attrition_runtime.start, as
+    the container does, or (``stock``) with MLServer's own ``mlserver start``."""
+    if stock:
+        return [sys.executable, "-m", "mlserver.cli.main", "start", str(folder)]
+    return [sys.executable, "-m", "attrition_runtime.start", str(folder)]
 
 
 def default_ports() -> dict[str, int]:

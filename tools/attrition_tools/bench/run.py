@@ -87,8 +87,9 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
         progress("bench: bare MLServer (stock MLflowRuntime, classifier only) ...")
         # Server's own command with the bare settings folder instead of SERVER_DIR.
         bare_folder = bare_settings_folder(model_dir, tmp / "bare")
+        stock = mlserver_command(bare_folder, stock=True)
         bare = run_server(
-            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=mlserver_command(bare_folder)),
+            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=stock),
             "bare", settings, workload, None, workers,
         )  # fmt: skip
         progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
