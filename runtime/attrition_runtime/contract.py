@@ -68,7 +68,7 @@ def _parameter(parameters: Parameters | None, name: str, default: object) -> obj
 def explain_mode(parameters: Parameters | None) -> Explain:
     value = _parameter(parameters, "explain", False)
     key = value.lower() if isinstance(value, str) else value
-    if key not in EXPLAIN_VALUES:
+    if not isinstance(key, bool | str) or key not in EXPLAIN_VALUES:
         raise InvalidInput("parameters.explain", f'got {value!r}; expected true, false or "anchors"')
     return EXPLAIN_VALUES[key]
 

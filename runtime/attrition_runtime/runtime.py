@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-from mlserver.errors import InferenceError
+from fastapi import status
+from mlserver.errors import InferenceError, MLServerError
 from mlserver.logging import logger
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
-from attrition.errors import InvalidInput
+from attrition.errors import BundleError, InvalidInput
 from attrition.signals import Explain
 from attrition_runtime import contract
 from attrition_runtime.settings import RuntimeSettings
@@ -32,6 +35,32 @@ class InvalidRequest(InferenceError):
     def __init__(self, error: InvalidInput):
         super().__init__(str(error))
         self.field = error.field
+
+
+class Overloaded(MLServerError):
+    """Explanation work over its per-worker cap: HTTP 429 (gRPC RESOURCE_EXHAUSTED) with Retry-After.
+    Scoring is never refused for it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status.HTTP_429_TOO_MANY_REQUESTS)
+
+
+class Slots:
+    """A non-blocking counting limit: a request either gets a slot at once or is refused."""
+
+    def __init__(self, limit: int):
+        self.limit, self._used, self._lock = limit, 0, threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self._used -= 1
 
 
 @dataclass
@@ -51,17 +80,16 @@ class AttritionRuntime(MLflowRuntime):
     gRPC BYTES over as raw bytes."""
 
     async def load(self) -> bool:
-        import mlflow
-
         from attrition import config, registry
         from attrition_runtime.monitoring import DriftWindow, Monitor
 
+        redact_rejected_input()  # before anything can fail: load errors are logged in one line too
         config.configure_mlflow()
         params = self.settings.parameters
         self.options = RuntimeSettings(**(params.extra if params and params.extra else {}))
         self.model_uri = self.options.resolve_model_uri(params.uri if params else None)
         logger.info(f"Loading {self.model_uri}")
-        self._model = mlflow.pyfunc.load_model(self.model_uri)
+        self._model = load_with_retries(self.model_uri, self.options.registry_timeout_s)
         self._signature = self._model.metadata.signature
         self._input_schema = self._model.metadata.get_input_schema()
         self.bundle = self._model.unwrap_python_model().bundle
@@ -71,10 +99,11 @@ class AttritionRuntime(MLflowRuntime):
         window = DriftWindow(
             self.options.drift_window, self.options.drift_every, self.options.drift_min_interval_s
         )
+        self.explanations = Slots(self.options.max_queued_explanations)
+        self.anchors = Slots(self.options.max_concurrent_anchors)
         self.monitor = Monitor(
             self.name, self.bundle_version, self.bundle.drift_codes, window, self.options.log_payloads
         )
-        redact_rejected_input()
         # Ready now; the first drift test's and explanation's imports are done in the background.
         threading.Thread(target=self.bundle.warm_up, name="attrition-warm-up", daemon=True).start()
         info = self.bundle.info
@@ -120,14 +149,35 @@ class AttritionRuntime(MLflowRuntime):
             raise InvalidRequest(error) from error
 
     async def explain(self, request: Request) -> list[dict]:
-        # In a thread: anchors wait on a child process for seconds, and the worker must keep answering.
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                None, self.bundle.explain_codes, request.codes, request.explain, self.options.anchor_budget_s
+        anchors = request.explain is Explain.ANCHORS
+        if not self.explanations.take():
+            raise Overloaded(
+                f"explain: {self.options.max_queued_explanations} explanation requests are already waiting "
+                "or running in this worker (max_queued_explanations); retry shortly or ask without explain"
             )
+        try:
+            if anchors and not self.anchors.take():
+                raise Overloaded(
+                    f"explain: anchors: {self.options.max_concurrent_anchors} anchor explanation(s) already "
+                    "running in this worker (max_concurrent_anchors); retry shortly or ask for attributions"
+                )
+            try:
+                # In a thread: anchors wait on a child process for seconds, and the worker must keep
+                # answering. Explainers are never shared by two requests at once (see bundle.py).
+                return await asyncio.get_running_loop().run_in_executor(
+                    None,
+                    self.bundle.explain_codes,
+                    request.codes,
+                    request.explain,
+                    self.options.anchor_budget_s,
+                )
+            finally:
+                if anchors:
+                    self.anchors.give()
         except InvalidInput as error:  # e.g. anchors asked of a bundle that has none
             raise InvalidRequest(error) from error
+        finally:
+            self.explanations.give()
 
     def _parameters(self, request: Request, report) -> Parameters:
         parameters = Parameters(
@@ -142,25 +192,82 @@ class AttritionRuntime(MLflowRuntime):
         return parameters
 
 
+class ModelUnavailable(MLServerError):
+    """The registry or artifact store could not be reached in time (HTTP 503 if it ever reaches one)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+#: MLflow error codes that retrying cannot fix (the model or alias does not exist, a bad URI).
+_FINAL_MLFLOW_ERRORS = {
+    "RESOURCE_DOES_NOT_EXIST",
+    "INVALID_PARAMETER_VALUE",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+}
+
+
+def load_with_retries(model_uri: str, timeout_s: float):
+    """``mlflow.pyfunc.load_model``, retried with exponential backoff while the registry or artifact
+    store is unreachable, for at most ``timeout_s``; then one error that names what could not be
+    reached, without the underlying traceback (it can carry URLs and request headers)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from attrition import config
+    from attrition.errors import AttritionError
+
+    # MLflow's own HTTP retries (7, with backoff) would take minutes per attempt: ours bound the wait.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    deadline, delay, attempt = time.monotonic() + timeout_s, 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            return mlflow.pyfunc.load_model(model_uri)
+        except AttritionError:
+            raise
+        except Exception as error:
+            if isinstance(error, MlflowException) and error.error_code in _FINAL_MLFLOW_ERRORS:
+                raise
+            if time.monotonic() + delay > deadline:
+                store = _without_credentials(config.tracking_uri())
+                raise ModelUnavailable(
+                    f"registry: could not load {model_uri} from {store} within {timeout_s:g} s "
+                    f"({attempt} attempts; last error: {type(error).__name__})"
+                ) from None
+            logger.warning(f"registry unreachable ({type(error).__name__}); retrying in {delay:.1f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts._replace(query=""))
+
+
 def _records(request: Request) -> list[dict]:
     names = list(request.columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*request.columns.values(), strict=True)]
 
 
 class RedactRejectedInput(logging.Filter):
-    """MLServer's worker logs every exception with its message and traceback; for rejected input the
-    message quotes the offending value (personal data) and the client already got it. Keep one line
-    naming the field instead."""
+    """MLServer's worker logs every exception with its message and traceback. For rejected input the
+    message quotes the offending value (personal data) and the client already got it: keep one line
+    naming the field. For a model that cannot be served, one line that says why."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, InvalidRequest):
-            record.msg, record.args, record.exc_info, record.exc_text = (
-                f"rejected invalid input (HTTP {error.status_code}) in field {error.field!r}",
-                None,
-                None,
-                None,
-            )
+            message = f"rejected invalid input (HTTP {error.status_code}) in field {error.field!r}"
+        elif isinstance(error, ModelUnavailable | BundleError):
+            message = f"the model cannot be served: {error}"  # one line; the cause is in the message
+        else:
+            return True
+        record.msg, record.args, record.exc_info, record.exc_text = message, None, None, None
         return True
 
 

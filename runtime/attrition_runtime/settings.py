@@ -8,9 +8,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from attrition import config
+from attrition.schema import FEATURES
 from attrition.signals import ANCHOR_BUDGET_S, MIN_DRIFT_ROWS
 
 ENV_PREFIX = "ATTRITION_"
+MAX_BATCH_ROWS = 1000
+#: Bytes a request may take per value: a V2 JSON number or category name with its separator is under 30
+#: bytes; 64 leaves room for names, shapes and whitespace. 1,000 rows x 30 inputs x 64 B = 1.9 MB.
+BYTES_PER_VALUE = 64
 
 
 class RuntimeSettings(BaseSettings):
@@ -19,12 +24,21 @@ class RuntimeSettings(BaseSettings):
     #: The model: an MLflow URI (beats model-settings.json's ``uri``), else ``models:/<name>@<alias>``.
     model_uri: str | None = None
     model_alias: str = config.PRODUCTION
-    max_batch_rows: int = Field(1000, ge=1)
+    #: How long loading keeps retrying an unreachable registry or artifact store before it gives up.
+    registry_timeout_s: float = Field(60.0, gt=0)
+    max_batch_rows: int = Field(MAX_BATCH_ROWS, ge=1)
+    #: Request bodies over this many bytes get 413 before they are parsed (derived from max_batch_rows).
+    max_body_bytes: int = Field(MAX_BATCH_ROWS * len(FEATURES) * BYTES_PER_VALUE, ge=1024)
     batch_drift_min_rows: int = Field(MIN_DRIFT_ROWS, ge=MIN_DRIFT_ROWS)
     drift_window: int = Field(200, ge=MIN_DRIFT_ROWS)
     drift_every: int = Field(50, ge=1)
     drift_min_interval_s: float = Field(1.0, ge=0)
     anchor_budget_s: float = Field(ANCHOR_BUDGET_S, gt=0)
+    #: Anchor explanations running at once per worker (each takes a core for up to anchor_budget_s);
+    #: more get 429 with Retry-After.
+    max_concurrent_anchors: int = Field(1, ge=0)
+    #: Explanation requests waiting or running per worker; more get 429 with Retry-After.
+    max_queued_explanations: int = Field(8, ge=1)
     log_payloads: bool = False
 
     @classmethod

@@ -1,4 +1,4 @@
-"""``python -m attrition_runtime.start <settings folder>``: ``mlserver start``, with two changes that a
+"""``python -m attrition_runtime.start <settings folder>``: ``mlserver start``, with the changes that a
 production rollout needs (the container's entry point and the dev launcher both use it):
 
 - **A model that fails to load is a failed start.** MLServer 1.7.1 logs the error, stops and exits 0,
@@ -7,6 +7,8 @@ production rollout needs (the container's entry point and the dev launcher both 
   so requests in flight when SIGTERM arrives fail. This stops the listeners first, lets in-flight
   requests finish (up to ``ATTRITION_DRAIN_S``, default 30 s: covers the anchor budget), and only
   then closes the workers.
+- **The REST front door** of :mod:`attrition_runtime.guard`: body size limit (413), management
+  endpoints closed to all but the pod's loopback (403), Retry-After on 429 and 503.
 
 Both reach into MLServer's server object (``_rest_server``, ``_grpc_server``, ``_model_registry``):
 mlserver is pinned exactly in pyproject.toml for that reason, and the tests exercise both paths.
@@ -19,16 +21,32 @@ import os
 import sys
 import time
 
+import grpc
+from fastapi import status
 from mlserver import MLServer
 from mlserver.cli.serve import load_settings
+from mlserver.grpc.utils import STATUS_CODE_MAPPING
 from mlserver.logging import logger
+
+from attrition_runtime.guard import Guard
+from attrition_runtime.settings import RuntimeSettings
 
 #: Exit status of a start whose model did not load.
 LOAD_FAILED = 3
+# MLServer maps HTTP statuses to gRPC codes with this table, which lacks the overload statuses our
+# runtime raises (anything missing becomes UNKNOWN).
+STATUS_CODE_MAPPING.setdefault(status.HTTP_429_TOO_MANY_REQUESTS, grpc.StatusCode.RESOURCE_EXHAUSTED)
+STATUS_CODE_MAPPING.setdefault(status.HTTP_503_SERVICE_UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
 
 
 class AttritionServer(MLServer):
     load_failed = False
+
+    def __init__(self, settings, runtime_settings: RuntimeSettings | None = None):
+        super().__init__(settings)
+        runtime_settings = runtime_settings or RuntimeSettings()
+        # Before the app starts: Starlette builds its middleware stack on the first request.
+        self._rest_server._app.add_middleware(Guard, max_body_bytes=runtime_settings.max_body_bytes)
 
     async def start(self, models_settings=()) -> None:
         registry_load = self._model_registry.load
@@ -42,8 +60,18 @@ class AttritionServer(MLServer):
 
         self._model_registry.load = load
         await super().start(list(models_settings))
+        # MLServer's start returns as soon as its listeners end, which on SIGTERM (uvicorn handles it
+        # too) can be before the stop it triggers has closed the workers: asyncio.run would cancel that
+        # stop, and the exit would then hang on the worker pool's threads. Finish (or run) it here.
+        await self.stop()
 
     async def stop(self, sig: int | None = None) -> None:
+        """Idempotent: the signal handler and start() may both call it."""
+        if getattr(self, "_stopping", None) is None:
+            self._stopping = asyncio.ensure_future(self._stop(sig))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, sig: int | None) -> None:
         drain_s = float(os.environ.get("ATTRITION_DRAIN_S", "30"))
         if self._grpc_server:
             await self._grpc_server._server.stop(grace=drain_s)
@@ -65,7 +93,8 @@ async def _drained(uvicorn_server, timeout_s: float) -> None:
 
 async def serve(folder: str) -> int:
     settings, models_settings = await load_settings(folder)
-    server = AttritionServer(settings)
+    extra = [m.parameters.extra for m in models_settings if m.parameters and m.parameters.extra]
+    server = AttritionServer(settings, RuntimeSettings(**(extra[0] if extra else {})))
     await server.start(models_settings)
     if server.load_failed:
         logger.error("the model failed to load (see above): exiting with status %d", LOAD_FAILED)

@@ -1,0 +1,93 @@
+"""The REST front door, as an ASGI middleware in MLServer's main process (added by
+:mod:`attrition_runtime.start`; MLServer has no setting for any of this):
+
+- **Body size**: a request body over ``max_body_bytes`` is refused with 413 before it is parsed:
+  at once when its Content-Length says so, else as soon as the streamed bytes pass the limit (MLServer
+  would read the whole body into memory and parse it, ~300 MiB of RSS for a 17 MB body).
+- **Management endpoints** (``/v2/repository/...``: load and unload models, unauthenticated in MLServer)
+  answer 403 unless the client is on the pod's own loopback (``kubectl port-forward``, an exec shell).
+- **Retry-After** on every 429 and 503, so that clients and gateways back off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REPOSITORY_PREFIX = "/v2/repository"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+#: Seconds a client should wait before retrying a 429 or 503.
+RETRY_AFTER_S = 1
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, retry_after_s: int = RETRY_AFTER_S):
+        self.app, self.max_body_bytes, self.retry_after = app, max_body_bytes, str(retry_after_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(REPOSITORY_PREFIX) and (scope.get("client") or ("",))[0] not in LOOPBACK:
+            await _error(send, 403, "the model repository API is only served to the pod's own loopback")
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await self._too_large(send)
+            return
+        received, too_large = 0, False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # Tell the app the client went away (it stops reading and parsing); we answer 413.
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def send_with_retry_after(message: Message) -> None:
+            if too_large:
+                return  # the app's answer to a body it did not get whole: ours (413) goes instead
+            if message["type"] == "http.response.start" and message["status"] in (429, 503):
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"retry-after", self.retry_after.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, send_with_retry_after)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        await _error(
+            send,
+            413,
+            f"request body over the limit of {self.max_body_bytes} bytes (max_body_bytes); "
+            "send fewer rows per request",
+        )
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
