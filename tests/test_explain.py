@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attrition import data, explain
+from attrition.attributions import background_rows
 from attrition.schema import FEATURES, to_codes, validate_features
 from attrition.train import Candidate, split
 
@@ -41,5 +42,5 @@ def test_tree_shap_groups_one_hot_columns_back_to_features(splits):
 def test_kernel_shap_is_chosen_for_linear_models(splits):
     X_train, _, y_train, _ = splits
     linear = Candidate("logistic_regression", {"C": 0.3}).build().fit(X_train, y_train)
-    explainer = explain.fit_attributions(linear, to_codes(validate_features(X_train)))
+    explainer = explain.fit_attributions(linear, background_rows(to_codes(validate_features(X_train))))
     assert type(explainer).__name__ == "KernelShap"

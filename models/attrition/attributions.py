@@ -4,8 +4,8 @@
   (a feature's one-hot block or scaled column only depends on that feature), so with features
   independent of each other (interventional SHAP, the assumption KernelShap makes) a feature's
   contribution is its term minus the term's mean over the background rows, and the contributions add
-  up from the mean background logit to the row's logit. This is what KernelShap estimates by sampling
-  (tests/test_attributions.py checks the agreement); computed exactly it costs microseconds.
+  up from the mean background logit to the row's logit. This is what KernelShap on the log-odds
+  converges to (tests/test_attributions.py checks it); computed exactly it costs microseconds.
 - Tree ensembles: path-dependent TreeShap from ``shap`` (MIT), per transformed column, summed back to
   the original feature (a one-hot block to its categorical).
 
@@ -22,8 +22,9 @@ import numpy as np
 from attrition.compiled import CompiledClassifier, column_features
 from attrition.schema import FEATURES
 
-#: Rows of the training split whose mean contributions are the baseline of linear attributions.
-BACKGROUND_ROWS = 200
+#: Training rows (drawn once, saved in the bundle) whose mean is the baseline of linear attributions,
+#: for the served values and alibi's KernelShap alike.
+BACKGROUND_ROWS = 100
 
 
 def _explanation(method: str, scale: str, base: float, values: np.ndarray) -> dict:
@@ -107,3 +108,9 @@ def _owner_from_pipeline(pipeline) -> np.ndarray:
         for i, name in enumerate(columns):
             owner += [FEATURES.index(name)] * (len(encoder.categories_[i]) if encoder is not None else 1)
     return np.array(owner)
+
+
+def background_rows(codes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The background: BACKGROUND_ROWS training rows drawn with ``seed`` (all of them if fewer)."""
+    rng = np.random.default_rng(seed)
+    return codes[np.sort(rng.choice(len(codes), min(len(codes), BACKGROUND_ROWS), replace=False))]

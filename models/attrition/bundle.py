@@ -91,7 +91,8 @@ class TrustBundle:
         self.folder = folder = Path(folder)
         self.info = BundleInfo(**json.loads((folder / "bundle.json").read_text()))
         self._check_environment()
-        self.reference = np.load(folder / "reference.npz")["codes"]
+        reference = np.load(folder / "reference.npz")
+        self.reference, self.background = reference["codes"], reference["background"]
         self.drift_test = drift.DriftTest(self.reference, self.info.drift_p_value)
         arrays = dict(np.load(folder / "compiled.npz")) if (folder / "compiled.npz").exists() else None
         if arrays is not None:
@@ -145,13 +146,11 @@ class TrustBundle:
 
     @cached_property
     def attributions(self):
-        from attrition.attributions import BACKGROUND_ROWS, LinearAttributions, TreeAttributions
+        from attrition.attributions import LinearAttributions, TreeAttributions
 
         scorer = self.scorer if isinstance(self.scorer, compiled.CompiledClassifier) else None
         if scorer is not None and scorer.kind == "linear":
-            rng = np.random.default_rng(0)
-            rows = rng.choice(len(self.reference), min(len(self.reference), BACKGROUND_ROWS), replace=False)
-            return LinearAttributions(scorer, self.reference[np.sort(rows)])
+            return LinearAttributions(scorer, self.background)
         return TreeAttributions(self.classifier, scorer)
 
     @cached_property
@@ -340,7 +339,10 @@ def build(
     # joblib inside the pyfunc rather than a nested mlflow.sklearn model: mlflow 3 saves sklearn with skops
     # by default, which refuses to load types it is not told to trust (a random forest's trees among them).
     joblib.dump(classifier, folder / "classifier.joblib")
-    np.savez(folder / "reference.npz", codes=codes)
+    from attrition.attributions import background_rows
+
+    background = background_rows(codes, seed)
+    np.savez(folder / "reference.npz", codes=codes, background=background)
     if info.trust_backend == "alibi":
         from attrition import detectors, explain
 
@@ -349,7 +351,7 @@ def build(
         detector = detectors.fit_outlier(codes, seed)
         detectors.save_outlier(detector, alibi / "outlier.joblib")
         forest, threshold = detector.isolationforest, float(detector.threshold)
-        explain.save(explain.fit_attributions(classifier, codes, seed), alibi / "attributions")
+        explain.save(explain.fit_attributions(classifier, background, seed), alibi / "attributions")
         explain.save(explain.fit_anchors(classifier, info.decision_threshold, codes, seed), alibi / "anchors")
     elif info.trust_backend == "open":
         from attrition import outliers

@@ -1,5 +1,7 @@
-"""Explanations from alibi: per-feature attributions (TreeShap for tree ensembles, KernelShap
-otherwise) summed back to the 30 original features, and AnchorTabular rules on demand.
+"""The alibi trust backend's explainers: per-feature attributions (TreeShap for tree ensembles,
+KernelShap on the log-odds otherwise) summed back to the 30 original features, and AnchorTabular rules
+on demand. Serving answers attributions with attrition.attributions (exact, deterministic; tests show
+the agreement); these are the reference, and anchors.
 
 Anchors can take seconds to minutes on a borderline row and grow a large sampling cache, so each
 anchor request runs in a forked child process: the time budget is enforced by killing the child,
@@ -21,21 +23,22 @@ from sklearn.pipeline import Pipeline
 
 from attrition.schema import CATEGORICAL, FEATURES, from_codes
 
-#: KernelShap cost grows with background rows x samples: 20 x 128 keeps one row near 40 ms.
-BACKGROUND_ROWS = 20
-KERNEL_SAMPLES = 128
+#: Samples per KernelShap explanation (it estimates by sampling; the served attributions are exact).
+KERNEL_SAMPLES = 2048
 ANCHOR_PRECISION = 0.95
 TREE_MODELS = (RandomForestClassifier, HistGradientBoostingClassifier)
 
 
-class ProbabilityOfLeaving:
-    """Ordinal codes -> class probabilities, the form KernelShap perturbs."""
+class LogOddsOfLeaving:
+    """Ordinal codes -> log-odds of leaving, the form KernelShap perturbs: on this scale a linear model
+    is additive in its features, and KernelShap (identity link) converges to the exact values."""
 
     def __init__(self, classifier: Pipeline):
         self.classifier = classifier
 
     def __call__(self, codes: np.ndarray) -> np.ndarray:
-        return self.classifier.predict_proba(from_codes(codes))
+        probability = self.classifier.predict_proba(from_codes(codes))[:, 1]
+        return np.log(probability / (1 - probability))
 
 
 class PredictedLabel:
@@ -76,20 +79,19 @@ def _dense(matrix) -> np.ndarray:
     return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype="float64")
 
 
-def fit_attributions(classifier: Pipeline, train_codes: np.ndarray, seed: int = 0) -> KernelShap | TreeShap:
+def fit_attributions(classifier: Pipeline, background: np.ndarray, seed: int = 0) -> KernelShap | TreeShap:
+    """TreeShap for trees; KernelShap on the log-odds against ``background`` rows otherwise."""
     if is_tree_model(classifier):
         explainer = TreeShap(classifier[-1], model_output="raw", task="classification")
         # Path-dependent (no background): with shap 0.43 and this scikit-learn, interventional TreeShap
         # fails its own additivity check on a random forest (measured); path-dependent adds up exactly.
         explainer.fit()
         return explainer
-    rng = np.random.default_rng(seed)
-    background = train_codes[rng.choice(len(train_codes), BACKGROUND_ROWS, replace=False)]
     explainer = KernelShap(
-        ProbabilityOfLeaving(classifier),
-        link="logit",
+        LogOddsOfLeaving(classifier),
+        link="identity",
         feature_names=list(FEATURES),
-        task="classification",
+        task="regression",
         seed=seed,
     )
     explainer.fit(background, summarise_background=False)
@@ -113,7 +115,7 @@ def save(explainer: KernelShap | TreeShap | AnchorTabular, path: Path) -> None:
 
 
 def load_attributions(path: Path, classifier: Pipeline) -> KernelShap | TreeShap:
-    predictor = classifier[-1] if is_tree_model(classifier) else ProbabilityOfLeaving(classifier)
+    predictor = classifier[-1] if is_tree_model(classifier) else LogOddsOfLeaving(classifier)
     return load_explainer(str(path), predictor=predictor)
 
 
