@@ -255,5 +255,9 @@ def test_dockerfile_runs_the_tested_scripts():
         # Syntax only: install.sh needs PyPI (not run here); start.sh runs in test_container.py.
         assert run("sh", "-n", path).returncode == 0
         assert f"runtime/container/{script}" in text
-    assert re.search(r'^ENTRYPOINT \["/opt/attrition/start\.sh"\]$', text, re.MULTILINE)
+    # tini (PID 1) reaps children and passes signals on to start.sh, which execs MLServer.
+    assert re.search(
+        r'^ENTRYPOINT \["/usr/bin/tini", "--", "/opt/attrition/start\.sh"\]$', text, re.MULTILINE
+    )
+    assert re.search(r"apt-get install .*--no-install-recommends tini=\S+", text)
     assert "COPY runtime/container/start.sh /opt/attrition/start.sh" in text
