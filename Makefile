@@ -39,8 +39,18 @@ $(VENV)/.dev-stamp: uv.lock | $(UV)
 	$(UV) sync --frozen $(DEV_EXTRAS)
 	@touch $@ $(VENV)/.serve-stamp
 
+# checkov (tests/test_static_security.py) conflicts with the project's pins: a virtualenv of its own,
+# installed from a hashed requirements file.
+SECURITY_VENV := .venv-security
+export ATTRITION_SECURITY_VENV := $(abspath $(SECURITY_VENV))
+
+$(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(SECURITY_VENV)
+	$(UV) pip install --python $(SECURITY_VENV)/bin/python --require-hashes --no-deps -r tools/security-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
-install: $(VENV)/.dev-stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock
@@ -51,8 +61,11 @@ serve: install-serve  ## train and register a bundle if there is none, then star
 train: install-serve  ## search, train, bundle and register a new version (alias staging)
 	$(BIN)/attrition train
 
-test: install  ## lint, unit and server tests, manifests, workflows, notebooks
+# Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
+# gRPC stubs clash with tritonclient's, which the server tests use).
+test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
 
 lint: install
@@ -73,6 +86,9 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 
 bench: install  ## latency, throughput, start-up and memory vs bare MLServer
 	$(BIN)/python -m attrition_tools.bench
+
+soak: install  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
+	$(BIN)/python -m attrition_tools.soak
 
 clean:
 	rm -rf book/_build .pytest_cache .ruff_cache

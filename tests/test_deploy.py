@@ -19,6 +19,7 @@ from kubernetes_validate.utils import latest_version
 
 from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings, env_name
 from attrition_runtime.wire import DEFAULT_PORTS
+from attrition_tools.serve import SERVED_MODEL_NAME
 
 #: kubectl, check-jsonschema and hadolint come with the dev extras, beside this interpreter.
 BIN = Path(sys.executable).parent
@@ -31,6 +32,8 @@ KUBERNETES_VERSIONS = ("1.31.0", latest_version())
 #: Prometheus Operator CRDs: no bundled schema, checked by test_prometheus_resources_are_well_formed.
 CRD_GROUP = "monitoring.coreos.com/v1"
 APP = "employee-attrition-serving"
+#: The model's name in MLServer (its URL path), from the image's model-settings.json.
+MODEL_NAME = SERVED_MODEL_NAME
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -102,19 +105,19 @@ def test_kustomize_rejects_a_broken_overlay(tmp_path):
 
 def test_overlays_differ_where_they_must(rendered):
     staging, production = rendered["staging"], rendered["production"]
-    replicas = {n: one(d, "Deployment")["spec"]["replicas"] for n, d in rendered.items()}
-    assert replicas["staging"] < replicas["production"]
-    for docs in rendered.values():  # the HPA does not scale a fresh deployment below its replicas
-        assert (
-            one(docs, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
-            == one(docs, "Deployment")["spec"]["replicas"]
-        )
+    # The HPA owns the replica count: no Deployment sets one (test_exposure.py), the HPAs differ.
+    scaling = {n: one(d, "HorizontalPodAutoscaler")["spec"] for n, d in rendered.items()}
+    assert scaling["staging"]["maxReplicas"] < scaling["production"]["minReplicas"]
+    for docs in rendered.values():
+        assert "replicas" not in one(docs, "Deployment")["spec"]
     assert settings(staging)[MODEL_ALIAS_ENV] == "staging"
     assert settings(production)[MODEL_ALIAS_ENV] == "production"
-    images = {n: container(d)["image"].rsplit(":", 1) for n, d in rendered.items()}
+    # By digest (CD and the README replace the placeholder), from the same repository.
+    images = {n: container(d)["image"].split("@") for n, d in rendered.items()}
     assert images["staging"][0] == images["production"][0]
     assert images["staging"][0].endswith(".azurecr.io/" + APP)
-    assert images["staging"][1] != images["production"][1]
+    for _, digest in images.values():
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     hosts = {n: one(d, "Ingress")["spec"]["rules"][0]["host"] for n, d in rendered.items()}
     assert hosts["staging"] != hosts["production"]
     # Scrape config and alerts need the Prometheus Operator: production only.
@@ -155,7 +158,9 @@ def test_ports_probes_and_settings_match_the_server(rendered, overlay):
     docs = rendered[overlay]
     server = container(docs)
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == DEFAULT_PORTS
-    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    # Startup and readiness on the model (test_exposure.py checks them in detail), liveness on the server.
+    ready = {"path": f"/v2/models/{MODEL_NAME}/ready", "port": "http"}
+    assert server["startupProbe"]["httpGet"] == server["readinessProbe"]["httpGet"] == ready
     assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # a slow model download
@@ -225,7 +230,9 @@ def test_workflows_run_the_project_commands_and_name_secrets_only():
         (deploy,) = [s for s in cd["jobs"][name]["steps"] if "kubectl apply -k ." in s.get("run", "")]
         assert (ROOT / deploy["working-directory"]) == KUSTOMIZE / "overlays" / name
     assert "attrition promote --version" in scripts["production"]
-    assert "/v2/health/ready" in scripts["staging"] and "/infer" in scripts["staging"]
+    for name in OVERLAYS:  # the smoke test asks about the model, like the readiness probe
+        assert f"/v2/models/{MODEL_NAME}/ready" in scripts[name] and "/infer" in scripts[name]
+        assert "/v2/health/ready" not in scripts[name]
     text = (ROOT / ".github/workflows/cd.yml").read_text()
     for line in re.findall(r"^\s*(?:DATABRICKS_\w+|client-id|tenant-id|subscription-id):.*$", text, re.M):
         assert re.search(r"\$\{\{ secrets\.\w+ \}\}$", line), line
@@ -250,5 +257,9 @@ def test_dockerfile_runs_the_tested_scripts():
         # Syntax only: install.sh needs PyPI (not run here); start.sh runs in test_container.py.
         assert run("sh", "-n", path).returncode == 0
         assert f"runtime/container/{script}" in text
-    assert re.search(r'^ENTRYPOINT \["/opt/attrition/start\.sh"\]$', text, re.MULTILINE)
+    # tini (PID 1) reaps children and passes signals on to start.sh, which execs MLServer.
+    assert re.search(
+        r'^ENTRYPOINT \["/usr/bin/tini", "--", "/opt/attrition/start\.sh"\]$', text, re.MULTILINE
+    )
+    assert re.search(r"apt-get install .*--no-install-recommends tini=\S+", text)
     assert "COPY runtime/container/start.sh /opt/attrition/start.sh" in text
