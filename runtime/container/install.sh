@@ -1,16 +1,35 @@
 #!/bin/sh
-# Build step of runtime/Dockerfile: the project (not editable) with the dependency pins of its
-# pyproject.toml into a virtualenv, bytecode compiled up front because the container's root
-# filesystem is read-only (no .pyc written at start) and start-up must stay well under 20 s.
-# Usage: install.sh <project source folder> <virtualenv folder>
+# Build step of runtime/Dockerfile (tests/test_open_backend.py runs it too): the project, not editable,
+# into a virtualenv with exactly the versions of uv.lock (hashes checked), bytecode compiled up front
+# because the container's root filesystem is read-only and start-up must stay short.
+# Usage: install.sh <project source folder> <virtualenv folder> [extras, comma-separated; default alibi]
+#   extras "" installs the open trust stack only: no alibi or alibi-detect (BSL 1.1) in the image.
 set -eu
-src="${1:?usage: install.sh <source folder> <virtualenv folder>}"
-venv="${2:?usage: install.sh <source folder> <virtualenv folder>}"
+src="${1:?usage: install.sh <source folder> <virtualenv folder> [extras]}"
+venv="${2:?usage: install.sh <source folder> <virtualenv folder> [extras]}"
+extras="${3-alibi}"
 
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+export UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1
+tools="$(mktemp -d)"
+# The uv that pyproject.toml requires ([tool.uv] required-version), in a throw-away virtualenv.
+uv_version="$(sed -n 's/^required-version = "==\(.*\)"/\1/p' "$src/pyproject.toml")"
+python -m venv "$tools/uv"
+"$tools/uv/bin/pip" install --quiet "uv==$uv_version"
+uv="$tools/uv/bin/uv"
+
+extra_args=""
+for extra in $(echo "$extras" | tr ',' ' '); do extra_args="$extra_args --extra $extra"; done
+# Only what serves: no dev group (the tools), no workspace members (the project comes last, alone).
+# shellcheck disable=SC2086
+"$uv" export --project "$src" --frozen --no-dev --no-emit-workspace --format requirements-txt \
+    $extra_args --output-file "$tools/requirements.txt" --quiet
 python -m venv "$venv"
-# --only-binary: every pinned dependency has a cp311 manylinux wheel; a source build in the image
+# --only-binary: every locked dependency has a cp311 manylinux wheel; a source build in the image
 # would need compilers the slim base does not have, so fail loudly instead.
-"$venv/bin/pip" install --compile --only-binary=:all: --no-binary=employee-attrition-serving "$src"
+"$uv" pip install --python "$venv/bin/python" --require-hashes --no-deps --only-binary :all: \
+    --requirement "$tools/requirements.txt"
+"$uv" pip install --python "$venv/bin/python" --no-deps "$src"
+rm -rf "$tools"
 # Fail the build, not the first start, when MLServer cannot import the runtime.
-"$venv/bin/python" -c "import attrition_runtime.runtime"
+"$venv/bin/python" -c "import attrition_runtime.runtime, attrition_runtime.start"
