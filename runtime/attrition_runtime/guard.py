@@ -6,12 +6,19 @@
   would read the whole body into memory and parse it, ~300 MiB of RSS for a 17 MB body).
 - **Management endpoints** (``/v2/repository/...``: load and unload models, unauthenticated in MLServer)
   answer 403 unless the client is on the pod's own loopback (``kubectl port-forward``, an exec shell).
+- **Readiness that knows the worker**: ``/v2/health/ready`` and ``/v2/models/<name>/ready`` answer 503
+  while no worker can score (``available()`` is false: between a worker's death and its replacement).
 - **Retry-After** on every 429 and 503, so that clients and gateways back off.
+- **Error messages that start with the field.** MLServer's worker plumbing prefixes every error from a
+  worker with the exception's class path (``attrition_runtime.runtime.InvalidRequest: Age: ...``,
+  mlserver/parallel/errors.py, no setting); REST answers lose that prefix here. gRPC answers keep it
+  (MLServer builds them in its gRPC servicer, out of reach of an ASGI middleware).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,14 +29,23 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REPOSITORY_PREFIX = "/v2/repository"
+#: What MLServer's WorkerError puts before the message of our runtime's errors.
+WORKER_ERROR_PREFIX = re.compile(r'^(\{"error":\s*")attrition_runtime\.runtime\.\w+: ')
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 #: Seconds a client should wait before retrying a 429 or 503.
 RETRY_AFTER_S = 1
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, retry_after_s: int = RETRY_AFTER_S):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        available: Callable[[], bool] = lambda: True,
+        retry_after_s: int = RETRY_AFTER_S,
+    ):
         self.app, self.max_body_bytes, self.retry_after = app, max_body_bytes, str(retry_after_s)
+        self.available = available
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +53,9 @@ class Guard:
             return
         if scope["path"].startswith(REPOSITORY_PREFIX) and (scope.get("client") or ("",))[0] not in LOOPBACK:
             await _error(send, 403, "the model repository API is only served to the pod's own loopback")
+            return
+        if scope["path"].endswith("/ready") and not self.available():
+            await _error(send, 503, "not ready: the scoring worker is being restarted", self.retry_after)
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -84,9 +103,11 @@ class Guard:
         )
 
 
-async def _error(send: Send, status: int, message: str) -> None:
+async def _error(send: Send, status: int, message: str, retry_after: str | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", retry_after.encode()))
     if status == 413:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

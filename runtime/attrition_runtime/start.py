@@ -7,6 +7,10 @@ production rollout needs (the container's entry point and the dev launcher both 
   so requests in flight when SIGTERM arrives fail. This stops the listeners first, lets in-flight
   requests finish (up to ``ATTRITION_DRAIN_S``, default 30 s: covers the anchor budget), and only
   then closes the workers.
+- **A dead worker is a 503, not a 500.** When the worker process dies (an OOM kill), MLServer fails
+  the requests it had and the ones sent before its replacement is ready with 500s, and readiness stays
+  200. Here they get 503 (gRPC UNAVAILABLE) with Retry-After, and readiness fails until the new worker
+  has loaded the model.
 - **The REST front door** of :mod:`attrition_runtime.guard`: body size limit (413), management
   endpoints closed to all but the pod's loopback (403), Retry-After on 429 and 503.
 
@@ -25,8 +29,10 @@ import grpc
 from fastapi import status
 from mlserver import MLServer
 from mlserver.cli.serve import load_settings
+from mlserver.errors import MLServerError
 from mlserver.grpc.utils import STATUS_CODE_MAPPING
 from mlserver.logging import logger
+from mlserver.parallel.errors import WorkerStop
 
 from attrition_runtime.guard import Guard
 from attrition_runtime.settings import RuntimeSettings
@@ -39,24 +45,67 @@ STATUS_CODE_MAPPING.setdefault(status.HTTP_429_TOO_MANY_REQUESTS, grpc.StatusCod
 STATUS_CODE_MAPPING.setdefault(status.HTTP_503_SERVICE_UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
 
 
+class WorkerRestarting(MLServerError):
+    def __init__(self):
+        super().__init__(
+            "the scoring worker stopped and is being restarted; retry in a few seconds",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
 class AttritionServer(MLServer):
     load_failed = False
 
     def __init__(self, settings, runtime_settings: RuntimeSettings | None = None):
         super().__init__(settings)
         runtime_settings = runtime_settings or RuntimeSettings()
+        #: False from a worker's unexpected stop until its replacement has loaded the model.
+        self.scoring_available = True
+        if self._inference_pool_registry:
+            # The pool's own hooks: a list of stop callbacks, and the dispatcher's ready handler.
+            self._inference_pool_registry._on_worker_stop.append(self._worker_stopped)
+            dispatcher = self._inference_pool_registry._default_pool._dispatcher
+            worker_ready = dispatcher.on_worker_ready
+
+            def on_worker_ready(worker) -> None:
+                worker_ready(worker)
+                self.scoring_available = True
+
+            dispatcher.on_worker_ready = on_worker_ready
         # Before the app starts: Starlette builds its middleware stack on the first request.
-        self._rest_server._app.add_middleware(Guard, max_body_bytes=runtime_settings.max_body_bytes)
+        self._rest_server._app.add_middleware(
+            Guard, max_body_bytes=runtime_settings.max_body_bytes, available=lambda: self.scoring_available
+        )
+
+    async def _worker_stopped(self, worker) -> None:
+        self.scoring_available = False
+
+    def _guard_predict(self, model) -> None:
+        """Requests that find no live worker get 503 instead of MLServer's 500 (WorkerStop for those in
+        flight, a KeyError from the round robin for those dispatched before the replacement is ready)."""
+        predict = model.predict
+
+        async def guarded(payload):
+            if not self.scoring_available:
+                raise WorkerRestarting()
+            try:
+                return await predict(payload)
+            except (WorkerStop, KeyError):
+                raise WorkerRestarting() from None
+
+        model.predict = guarded
 
     async def start(self, models_settings=()) -> None:
         registry_load = self._model_registry.load
 
         async def load(model_settings):
             try:
-                return await registry_load(model_settings)
+                model = await registry_load(model_settings)
             except Exception:
                 self.load_failed = True
                 raise
+            self._guard_predict(model)
+            return model
 
         self._model_registry.load = load
         await super().start(list(models_settings))
