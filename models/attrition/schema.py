@@ -202,8 +202,12 @@ def _numbers(name: str, values) -> np.ndarray:
     return values.astype("float64", copy=False).reshape(-1)
 
 
-def _category_codes(name: str, values) -> list[int]:
-    index = _CODES[name]
+def _category_codes(name: str, values) -> list[int] | np.ndarray:
+    if len(values) > 16:  # a hash-table lookup per column beats a Python loop per value
+        codes = _CATEGORY_INDEX[name].get_indexer(np.asarray(values, dtype=object))
+        if (codes >= 0).all():
+            return codes
+    index = _CODES[name]  # small batches; and bytes or unknown values, found one by one
     out = []
     for value in values:
         if isinstance(value, bytes | bytearray):
@@ -216,6 +220,7 @@ def _category_codes(name: str, values) -> list[int]:
 
 
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
+_CATEGORY_INDEX = {name: pd.Index(values) for name, values in CATEGORICAL.items()}
 
 
 def validate_features(frame: pd.DataFrame) -> pd.DataFrame:
