@@ -16,6 +16,7 @@ CLIENT_SIDE = (
     "attrition_runtime.monitoring",
     "attrition_tools.serve",
     "attrition_tools.bench",
+    "attrition_tools.soak",
 )
 
 

@@ -249,3 +249,68 @@ def test_sigterm_under_load_answers_every_request_it_accepted(release, tmp_path)
     answered = [o for o in outcomes if o == "ok"]
     failed = [o for o in outcomes if o not in ("ok", "refused")]
     assert len(answered) > 8 and not failed, failed[:5]
+
+
+def test_rest_errors_start_with_the_field(guarded):
+    """MLServer prefixes worker errors with a class path; REST clients get the field first."""
+    answer = post(guarded, v2_request([{**EXAMPLE_EMPLOYEE, "OverTime": "Sometimes"}]))
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("OverTime: unknown category 'Sometimes'")
+
+
+def test_a_killed_worker_means_503_and_unready_until_its_replacement_is_up(release, tmp_path):
+    """An OOM kill of the worker: only 503s with Retry-After (no 500, no dropped connection), readiness
+    non-200 during the gap, and both back within 10 s."""
+    server = Server(config.model_uri(config.PRODUCTION), ports=free_ports(), log_path=tmp_path / "log")
+    server.__enter__()
+    statuses: list[tuple[float, int | str]] = []
+    readiness: list[tuple[float, int]] = []
+    stop = threading.Event()
+    body = v2_request([EXAMPLE_EMPLOYEE])
+    ready_url = server.http_url + model_path(SERVED_MODEL_NAME, "ready")
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    answer = session.post(infer_url(server), json=body, timeout=30)
+                    statuses.append((time.monotonic(), answer.status_code))
+                    if answer.status_code == 503:
+                        assert answer.headers["Retry-After"]
+                        time.sleep(0.05)
+                except requests.RequestException as error:
+                    statuses.append((time.monotonic(), type(error).__name__))
+
+    def probe() -> None:
+        while not stop.is_set():
+            readiness.append((time.monotonic(), requests.get(ready_url, timeout=10).status_code))
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=probe)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        (worker,) = [
+            p for p in psutil.Process(server.process.pid).children() if "spawn_main" in " ".join(p.cmdline())
+        ]
+        killed = time.monotonic()
+        worker.kill()
+        deadline = killed + 10
+        while time.monotonic() < deadline and not (
+            any(t > killed and s != 200 for t, s in readiness)
+            and statuses[-1][1] == 200
+            and readiness[-1][1] == 200
+        ):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        server.stop()
+    outcomes = {s for _, s in statuses}
+    assert outcomes <= {200, 503}, outcomes
+    assert any(t > killed and s != 200 for t, s in readiness), "readiness never failed during the gap"
+    recovered = [t for t, s in statuses if t > killed and s == 200]
+    assert recovered and recovered[0] - killed < 10 and readiness[-1][1] == 200

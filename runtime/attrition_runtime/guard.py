@@ -76,14 +76,31 @@ class Guard:
                     return {"type": "http.disconnect"}
             return message
 
+        error_start: Message | None = None
+        error_body = b""
+
         async def send_with_retry_after(message: Message) -> None:
+            nonlocal error_start, error_body
             if too_large:
                 return  # the app's answer to a body it did not get whole: ours (413) goes instead
-            if message["type"] == "http.response.start" and message["status"] in (429, 503):
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"retry-after", self.retry_after.encode()),
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                if message["status"] in (429, 503):
+                    retry = (b"retry-after", self.retry_after.encode())
+                    message["headers"] = [*message.get("headers", []), retry]
+                error_start = message  # held until its (small) body is complete
+                return
+            if error_start is not None and message["type"] == "http.response.body":
+                error_body += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                body = WORKER_ERROR_PREFIX.sub(r"\1", error_body.decode("utf-8", "replace")).encode()
+                headers = [
+                    (k, v) for k, v in error_start.get("headers", []) if k.lower() != b"content-length"
                 ]
+                length = (b"content-length", str(len(body)).encode())
+                await send({**error_start, "headers": [*headers, length]})
+                await send({"type": "http.response.body", "body": body})
+                return
             await send(message)
 
         try:

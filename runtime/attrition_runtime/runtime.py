@@ -199,13 +199,17 @@ class ModelUnavailable(MLServerError):
         super().__init__(message, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-#: MLflow error codes that retrying cannot fix (the model or alias does not exist, a bad URI).
-_FINAL_MLFLOW_ERRORS = {
-    "RESOURCE_DOES_NOT_EXIST",
-    "INVALID_PARAMETER_VALUE",
-    "PERMISSION_DENIED",
-    "UNAUTHENTICATED",
-}
+def _unreachable(error: BaseException) -> bool:
+    """A registry or artifact store that did not answer (worth retrying), as opposed to an answer that
+    says no (a missing model, a denied token) or a bundle that cannot load (a retry would not help)."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    if isinstance(error, RequestException | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, MlflowException):
+        return error.error_code == "TEMPORARILY_UNAVAILABLE" or "API request to" in str(error)
+    return False
 
 
 def load_with_retries(model_uri: str, timeout_s: float):
@@ -213,10 +217,8 @@ def load_with_retries(model_uri: str, timeout_s: float):
     store is unreachable, for at most ``timeout_s``; then one error that names what could not be
     reached, without the underlying traceback (it can carry URLs and request headers)."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     from attrition import config
-    from attrition.errors import AttritionError
 
     # MLflow's own HTTP retries (7, with backoff) would take minutes per attempt: ours bound the wait.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -226,10 +228,8 @@ def load_with_retries(model_uri: str, timeout_s: float):
         attempt += 1
         try:
             return mlflow.pyfunc.load_model(model_uri)
-        except AttritionError:
-            raise
         except Exception as error:
-            if isinstance(error, MlflowException) and error.error_code in _FINAL_MLFLOW_ERRORS:
+            if not _unreachable(error):
                 raise
             if time.monotonic() + delay > deadline:
                 store = _without_credentials(config.tracking_uri())
@@ -243,10 +243,11 @@ def load_with_retries(model_uri: str, timeout_s: float):
 
 
 def _without_credentials(uri: str) -> str:
+    """The store's URI for a log line: no user, password or query (a token can hide in either)."""
     parts = urlsplit(uri)
     if parts.username or parts.password:
-        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    return urlunsplit(parts._replace(query=""))
+        uri = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return uri.split("?", 1)[0]
 
 
 def _records(request: Request) -> list[dict]:

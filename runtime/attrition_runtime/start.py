@@ -21,6 +21,7 @@ mlserver is pinned exactly in pyproject.toml for that reason, and the tests exer
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -53,36 +54,53 @@ class WorkerRestarting(MLServerError):
         )
 
 
+class QuietRefusals(logging.Filter):
+    """MLServer's gRPC servicer logs every refused request with its traceback and message, which quotes
+    the rejected value (personal data) and which the client already has: one line, without either."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, MLServerError) and error.status_code < 500:
+            record.msg = (
+                f"refused a gRPC request (HTTP status {error.status_code}; the client has the reason)"
+            )
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
 class AttritionServer(MLServer):
     load_failed = False
 
     def __init__(self, settings, runtime_settings: RuntimeSettings | None = None):
         super().__init__(settings)
+        logging.getLogger("mlserver.grpc").addFilter(QuietRefusals())
         runtime_settings = runtime_settings or RuntimeSettings()
         #: False from a worker's unexpected stop until its replacement has loaded the model.
         self.scoring_available = True
         if self._inference_pool_registry:
-            # The pool's own hooks: a list of stop callbacks, and the dispatcher's ready handler.
-            self._inference_pool_registry._on_worker_stop.append(self._worker_stopped)
+            # The dispatcher's own handlers, wrapped: they run the moment a worker is found dead (when
+            # the round robin loses it) and when its replacement has loaded the model.
             dispatcher = self._inference_pool_registry._default_pool._dispatcher
-            worker_ready = dispatcher.on_worker_ready
+            worker_stopped, worker_ready = dispatcher.on_worker_stop, dispatcher.on_worker_ready
+
+            def on_worker_stop(worker, exit_code) -> None:
+                self.scoring_available = False
+                worker_stopped(worker, exit_code)
 
             def on_worker_ready(worker) -> None:
                 worker_ready(worker)
                 self.scoring_available = True
 
-            dispatcher.on_worker_ready = on_worker_ready
+            dispatcher.on_worker_stop, dispatcher.on_worker_ready = on_worker_stop, on_worker_ready
         # Before the app starts: Starlette builds its middleware stack on the first request.
         self._rest_server._app.add_middleware(
             Guard, max_body_bytes=runtime_settings.max_body_bytes, available=lambda: self.scoring_available
         )
 
-    async def _worker_stopped(self, worker) -> None:
-        self.scoring_available = False
-
     def _guard_predict(self, model) -> None:
-        """Requests that find no live worker get 503 instead of MLServer's 500 (WorkerStop for those in
-        flight, a KeyError from the round robin for those dispatched before the replacement is ready)."""
+        """Requests that find no live worker get 503 instead of MLServer's 500: WorkerStop for those in
+        flight, and the round robin's KeyError or StopIteration (surfacing as RuntimeError from the
+        coroutine) for those dispatched while the worker is gone."""
         predict = model.predict
 
         async def guarded(payload):
@@ -92,6 +110,10 @@ class AttritionServer(MLServer):
                 return await predict(payload)
             except (WorkerStop, KeyError):
                 raise WorkerRestarting() from None
+            except RuntimeError as error:
+                if isinstance(error.__cause__, StopIteration):
+                    raise WorkerRestarting() from None
+                raise
 
         model.predict = guarded
 
@@ -104,7 +126,9 @@ class AttritionServer(MLServer):
             except Exception:
                 self.load_failed = True
                 raise
-            self._guard_predict(model)
+            # The registry serves what its load hooks made of the model (the pool's proxy), not the
+            # object load returns.
+            self._guard_predict(await self._model_registry.get_model(model_settings.name))
             return model
 
         self._model_registry.load = load
