@@ -15,6 +15,7 @@ CLIENT_SIDE = (
     "attrition_runtime.settings",
     "attrition_runtime.monitoring",
     "attrition_tools.serve",
+    "attrition_tools.bad_requests",
     "attrition_tools.bench",
     "attrition_tools.soak",
 )

@@ -87,6 +87,9 @@ class Guard:
                 if message["status"] in (429, 503):
                     retry = (b"retry-after", self.retry_after.encode())
                     message["headers"] = [*message.get("headers", []), retry]
+                if any(k.lower() == b"content-encoding" for k, _ in message.get("headers", [])):
+                    await send(message)  # compressed by MLServer's GZip middleware (long bodies): as it is
+                    return
                 error_start = message  # held until its (small) body is complete
                 return
             if error_start is not None and message["type"] == "http.response.body":

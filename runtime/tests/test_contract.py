@@ -9,7 +9,6 @@ clash, and tests/test_client_side.py checks that the main session never imports 
 
 from __future__ import annotations
 
-import ast
 import copy
 import io
 import logging
@@ -30,6 +29,7 @@ from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.runtime import InvalidRequest, RedactRejectedInput
 from attrition_runtime.settings import RuntimeSettings
 from attrition_runtime.wire import V2_DATATYPES
+from attrition_tools.bad_requests import BAD_REQUESTS, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ROWS = RuntimeSettings().max_batch_rows
@@ -78,73 +78,6 @@ def test_bytes_and_integer_tensors_decode_to_the_same_codes():
     np.testing.assert_array_equal(_decode(_request(body))[0], expected)
 
 
-def _without(name: str):
-    def change(body: dict) -> dict:
-        body["inputs"] = [tensor for tensor in body["inputs"] if tensor["name"] != name]
-        return body
-
-    return change
-
-
-def _edit(name: str, **changes):
-    def change(body: dict) -> dict:
-        for tensor in body["inputs"]:
-            if tensor["name"] == name:
-                tensor.update(changes)
-        return body
-
-    return change
-
-
-def _all_rows(n: int):
-    def change(body: dict) -> dict:
-        for tensor in body["inputs"]:
-            tensor.update(shape=[n], data=tensor["data"] * n)
-        return body
-
-    return change
-
-
-def _parameters(**parameters):
-    def change(body: dict) -> dict:
-        return {**body, "parameters": parameters}
-
-    return change
-
-
-def _extra(tensor: dict):
-    def change(body: dict) -> dict:
-        body["inputs"].append(tensor)
-        return body
-
-    return change
-
-
-#: tests/test_server.py's BAD_REQUESTS (same keys) and a few more, with the field each must name.
-BAD_REQUESTS = {
-    "missing input": (_without("Age"), "Age"),
-    "unknown input": (_extra({"name": "Salary", "datatype": "FP64", "shape": [1], "data": [41.0]}), "Salary"),
-    "numeric sent as BYTES": (_edit("Age", datatype="BYTES", data=["41"]), "Age"),
-    "categorical sent as FP64": (_edit("OverTime", datatype="FP64", data=[1.0]), "OverTime"),
-    "shape mismatch": (_edit("JobRole", shape=[2], data=["Manager", "Manager"]), "JobRole"),
-    "shape not a vector": (_edit("Age", shape=[1, 2], data=[[41.0, 42.0]]), "Age"),
-    "data shorter than shape": (_edit("Age", shape=[1], data=[]), "Age"),
-    "negative age": (_edit("Age", data=[-4.0]), "Age"),
-    "unknown category": (_edit("Department", data=["Marketing"]), "Department"),
-    "empty batch": (_all_rows(0), "inputs"),
-    "batch over the maximum": (_all_rows(MAX_ROWS + 1), "inputs"),
-    "bad explain parameter": (_parameters(explain="everything"), "parameters.explain"),
-    "bad drift parameter": (_parameters(drift="sometimes"), "parameters.drift"),
-    # Beyond the server test's list:
-    "NaN": (_edit("MonthlyIncome", data=[float("nan")]), "MonthlyIncome"),
-    "infinity": (_edit("MonthlyIncome", data=[float("inf")]), "MonthlyIncome"),
-    "input given twice": (_extra({"name": "Age", "datatype": "FP64", "shape": [1], "data": [41.0]}), "Age"),
-    "negative shape": (_edit("Age", shape=[-1], data=[41.0]), "Age"),
-    "category in the wrong case": (_edit("OverTime", data=["yes"]), "OverTime"),
-    "boolean sent for a number": (_edit("Age", datatype="BOOL", data=[True]), "Age"),
-}
-
-
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_bad_requests_are_refused_naming_the_field(case):
     change, field = BAD_REQUESTS[case]
@@ -155,19 +88,6 @@ def test_bad_requests_are_refused_naming_the_field(case):
     assert str(error.value).startswith(f"{field}: ")
     if case == "batch over the maximum":
         assert "maximum" in str(error.value)
-
-
-def test_every_bad_request_of_the_server_test_is_checked_here():
-    """Keeps the two lists together without importing test_server (it imports tritonclient)."""
-    tree = ast.parse((ROOT / "tests" / "test_server.py").read_text())
-    assignment = next(
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign)
-        and any(getattr(t, "id", None) == "BAD_REQUESTS" for t in node.targets)
-    )
-    server_cases = {key.value for key in assignment.value.keys}
-    assert server_cases and server_cases <= set(BAD_REQUESTS)
 
 
 # --- request parameters ------------------------------------------------------------------------------
@@ -343,7 +263,7 @@ def test_encoders_carry_the_values():
 
 def _refusal(value: float = -4.25) -> InvalidRequest:
     try:
-        _decode(_request(_edit("Age", data=[value])(v2_request([EXAMPLE_EMPLOYEE]))))
+        _decode(_request(edit("Age", data=[value])(v2_request([EXAMPLE_EMPLOYEE]))))
     except InvalidInput as error:
         return InvalidRequest(error)
     raise AssertionError("the request was accepted")
