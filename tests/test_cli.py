@@ -85,3 +85,38 @@ def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_mlserver_and_exits_on_a_signal(release, signum):
+    """A supervisor's SIGTERM (or Ctrl-C's SIGINT) to the launcher alone: it stops MLServer and exits."""
+    import psutil
+
+    ports = free_ports()
+    env = {**os.environ, **{f"MLSERVER_{name.upper()}_PORT": str(port) for name, port in ports.items()}}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attrition_tools.serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                pytest.fail("serve exited before it was ready")
+            if line.startswith("curl "):
+                break
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert children  # MLServer and its worker
+        process.send_signal(signum)  # to the launcher only, not its process group
+        assert process.wait(timeout=45) == 0
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
