@@ -240,7 +240,7 @@ def test_databricks_bundle_has_both_jobs_and_every_file_they_reference():
     # The wheel the tasks install is the one the artifact builds, from this project.
     (artifact,) = spec["artifacts"].values()
     assert artifact["type"] == "whl" and (ROOT / artifact["path"] / "pyproject.toml").exists()
-    assert "--wheel-dir dist" in artifact["build"]
+    assert "--wheel-dir build/dist" in artifact["build"]
 
     jobs = spec["resources"]["jobs"]
     assert set(jobs) == {"attrition_train", "attrition_batch_score"}
@@ -248,7 +248,7 @@ def test_databricks_bundle_has_both_jobs_and_every_file_they_reference():
         clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
         for task in job["tasks"]:
             assert (ROOT / task["spark_python_task"]["python_file"]).is_file()
-            assert task["libraries"] == [{"whl": "./dist/*.whl"}]
+            assert task["libraries"] == [{"whl": "./build/dist/*.whl"}]
             cluster = clusters[task["job_cluster_key"]]
             assert cluster["data_security_mode"] == "SINGLE_USER"  # Unity Catalog access
             assert cluster["spark_env_vars"]["MLFLOW_TRACKING_URI"] == "databricks"
