@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,book]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,book,spark]'
 	@touch $(STAMP)
 
 serve: install  ## train and register a bundle if there is none, then start the V2 server
