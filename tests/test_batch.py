@@ -175,10 +175,12 @@ def test_the_batch_report_flags_drift_for_a_shifted_table_also_on_a_sample(spark
     assert metrics["drift_p_value_MonthlyIncome"] < metrics["drift_threshold"]
 
 
-def test_a_missing_feature_column_fails_before_anything_is_written(spark, release, raw, tmp_path):
+def test_a_missing_column_or_table_fails_before_anything_is_written(spark, release, raw, tmp_path, capsys):
     raw.drop(columns=["Age"]).head(50).to_parquet(tmp_path / "no_age.parquet", index=False)
     with pytest.raises(SchemaError, match="Age"):
         batch.score_table(spark, str(tmp_path / "no_age.parquet"))
+    assert cli.main(["score-table", str(tmp_path / "missing.parquet")]) == 2
+    assert "error: cannot read parquet:" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no_age.parquet"]
 
 

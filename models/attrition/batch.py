@@ -569,7 +569,7 @@ def _output(given: str | None, source: Location, suffix: str) -> Location:
 
 
 def _read(spark: SparkSession, at: Location) -> DataFrame:
-    from pyspark.sql.utils import AnalysisException
+    from pyspark.errors import AnalysisException
 
     try:
         if at.is_path:
