@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from attrition import batch, cli, config, data
+from attrition import batch, cli, config, data, registry
 from attrition.schema import CATEGORICAL, FEATURES, SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,8 +86,9 @@ def test_score_table_gives_the_numbers_of_predict_and_of_the_v2_server(
     assert_same_scores(scored, v2_scores(server, raw))
 
     # Provenance: the version the alias pointed at, and the batch's MLflow run.
-    assert set(scored["model_version"]) == {release.version}
-    assert set(scored["model_uri"]) == {f"models:/{release.name}/{release.version}"}
+    version = registry.alias_version(config.PRODUCTION)
+    assert set(scored["model_version"]) == {version}
+    assert set(scored["model_uri"]) == {f"models:/{config.MODEL_NAME}/{version}"}
     assert set(scored["run_id"]) == {run_id}
     report = logged_report(run_id)
     assert report["rows_read"] == report["rows_scored"] == data.EXPECTED_ROWS
