@@ -26,10 +26,12 @@ Needs the ``spark`` extra (``pip install -e '.[spark]'``): pyspark, and a Java r
 
 from __future__ import annotations
 
+import atexit
 import functools
 import operator
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -429,7 +431,8 @@ def local_spark(cores: int = 2, memory: str = "1g", app_name: str = "employee-at
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # else workers run whatever python3 is
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    scratch = Path(tempfile.mkdtemp(prefix="attrition-spark-"))
+    scratch = Path(tempfile.mkdtemp(prefix="attrition-spark-"))  # warehouse, shuffle files, log config
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     log4j = scratch / "log4j2.properties"
     log4j.write_text(_LOG4J)
     spark = (
