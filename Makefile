@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 # What serving and training need (make serve), and everything for tests, the book and the tools.
 SERVE_EXTRAS := --extra alibi --extra train
-DEV_EXTRAS := $(SERVE_EXTRAS) --extra dev --extra book
+DEV_EXTRAS := $(SERVE_EXTRAS) --extra dev --extra book --extra spark
 # Shared read-only data beside the checkout (CI, developers); users get the download instead.
 SHARED_DATA := $(abspath ../shared/data)
 ifneq ($(wildcard $(SHARED_DATA)/SHA256SUMS),)

@@ -37,6 +37,7 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert _positive(report["explain"]["server"]["p50_ms"]) and _positive(
         report["explain"]["in_process"]["p50_ms"]
     )
+    assert report["batch"] is None  # Spark only in full runs (tools/attrition_tools/bench/spark.py)
     assert report["drift"]["rows_per_request"] == 100 and _positive(report["drift"]["p50_ms"])
     for server in ("ours", "bare"):
         assert _positive(report["startup"][server]["ready_s"])

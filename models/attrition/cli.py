@@ -1,4 +1,4 @@
-"""``attrition train | promote | predict``: the command line over the model code."""
+"""``attrition train | promote | export | predict | score-table``: the command line over the model code."""
 
 from __future__ import annotations
 
@@ -66,6 +66,38 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_table(args: argparse.Namespace) -> int:
+    from attrition import batch
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        print(f"error: score-table needs Spark: {batch.SPARK_EXTRA_HINT}", file=sys.stderr)
+        return 2
+    uri = _model_uri(args)
+    spark = SparkSession.getActiveSession()
+    started = spark is None
+    spark = spark or batch.local_spark(cores=args.cores)
+    try:
+        report = batch.score_table(
+            spark,
+            args.source,
+            uri,
+            args.output,
+            args.rejects,
+            format=args.format,
+            mode=args.mode,
+            drift_sample_rows=args.drift_sample_rows,
+            seed=args.seed,
+            run_name=args.run_name,
+        )
+    finally:
+        if started:
+            spark.stop()
+    print(report.summary())
+    return 0
+
+
 def _model_choice(command: argparse.ArgumentParser) -> None:
     command.add_argument("--alias", default=config.PRODUCTION, help="registry alias (default: %(default)s)")
     command.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
@@ -116,6 +148,34 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", choices=[str(mode) for mode in Explain], default=str(Explain.NONE))
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
     predict.set_defaults(func=_predict)
+
+    from attrition.batch import DRIFT_SAMPLE_ROWS, FORMATS, WRITE_MODES
+
+    score = sub.add_parser(
+        "score-table",
+        help="score a Spark table or Parquet/Delta path on Spark; scored and rejected rows go beside it",
+        description="Score every row of a table with the registered bundle through mlflow.pyfunc.spark_udf. "
+        "Rows that do not fit the schema go to the rejects output with a reason; one MLflow run records "
+        "the batch (counts, outlier rate, drift with per-feature p-values). Without an active Spark "
+        "session, a local one is started (local[2]).",
+    )
+    score.add_argument("source", help="catalog table (catalog.schema.table) or a Parquet/Delta path")
+    _model_choice(score)
+    score.add_argument("--output", "-o", help="scored rows (default: the source name + _scored)")
+    score.add_argument("--rejects", help="rejected rows (default: the source name + _rejects)")
+    score.add_argument("--format", choices=FORMATS, help="of a path (default: delta if it has a _delta_log)")
+    score.add_argument("--mode", choices=WRITE_MODES, default="overwrite", help="for both outputs")
+    score.add_argument(
+        "--drift-sample-rows",
+        type=int,
+        default=DRIFT_SAMPLE_ROWS,
+        help="drift test exact up to this many rows, else on a uniform sample of this many "
+        "(default: %(default)s)",
+    )
+    score.add_argument("--seed", type=int, default=0, help="of the drift sample")
+    score.add_argument("--run-name", default="score-table", help="MLflow run name")
+    score.add_argument("--cores", type=int, default=2, help="of the local Spark session, if one is started")
+    score.set_defaults(func=_score_table)
     return root
 
 

@@ -231,6 +231,20 @@ def markdown(report: Report) -> str:
             ],
         ],
     )
+    batch = report.get("batch")
+    if batch:
+        spark, pandas = batch["spark"], batch["pandas"]
+        lines += ["", f"## Batch scoring, {batch['rows']:,} synthetic rows", ""]
+        lines += _table(
+            ["path", "cores", "seconds", "rows/s"],
+            [
+                ["attrition score-table on local Spark (end to end)", spark["cores"], spark["seconds"],
+                 spark["rows_per_s"]],
+                ["Spark UDF only (checks and scoring, no output)", spark["cores"], spark["udf_only_seconds"],
+                 spark["udf_only_rows_per_s"]],
+                ["pandas, as attrition predict", pandas["cores"], pandas["seconds"], pandas["rows_per_s"]],
+            ],
+        )  # fmt: skip
     lines += ["", "## Targets (reported, not asserted)", ""]
     lines += _table(
         ["target", "goal", "measured", "met"],

@@ -98,6 +98,12 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
             "ours", settings, workload, ROW_OUTPUTS[0].name, workers,  # probability
         )  # fmt: skip
 
+    report["batch"] = None
+    if not settings.quick:  # Spark's start alone takes longer than a whole quick run
+        from attrition_tools.bench import spark
+
+        progress(f"bench: batch scoring of {settings.batch_rows:,} rows on local Spark and with pandas ...")
+        report["batch"] = spark.measure(rows=settings.batch_rows)
     report["rows"] = local_rows + bare["rows"] + ours["rows"]
     report["explain"] = {"server": ours["explain"], "in_process": local_explain}
     report["drift"] = local_drift

@@ -27,6 +27,8 @@ class BenchSettings:
     drift_rows: int = 100
     #: Explanations and 1,000-row requests are slow: their own, smaller count bound.
     slow_max_requests: int = 100
+    #: Synthetic rows scored on local Spark and with pandas (full runs only).
+    batch_rows: int = 1_000_000
 
 
 #: <= 8 s per cell: 21 server cells + in-process + two start-ups stay well under 5 minutes on 2 cores.
@@ -98,6 +100,8 @@ class Report(TypedDict):
     explain: dict[str, Row]
     #: the in-process batch drift test on ``drift_rows`` rows
     drift: Row
+    #: full runs: attrition_tools.bench.spark.measure() (rows/s on local Spark and with pandas); quick: None
+    batch: dict | None
     startup: dict[str, dict[str, float]]
     memory: dict[str, Memory]
     ratios: Ratios
