@@ -28,9 +28,9 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .PHONY: install install-serve lock serve train test lint format book bench soak clean
 
+# uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
-	$(PYTHON) -m venv .uv
-	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
 
 # serve syncs only what serving and training need, and leaves anything else installed (--inexact).
 $(VENV)/.serve-stamp: uv.lock | $(UV)
