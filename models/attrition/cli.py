@@ -42,23 +42,25 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
-    from attrition.schema import FEATURES, validate_features
+    from attrition.outputs import ROW_OUTPUTS
+    from attrition.schema import FEATURES, encode
     from attrition.signals import MIN_DRIFT_ROWS
 
     uri = _model_uri(args)
     frame = pd.read_csv(args.csv, encoding="utf-8-sig")
     bundle = load(uri)
-    features = validate_features(frame.loc[:, [c for c in FEATURES if c in frame.columns]])
-    out = bundle.score(features)
+    codes = encode({name: frame[name].to_numpy() for name in FEATURES if name in frame.columns})
+    scores = bundle.score_codes(codes)
+    out = pd.DataFrame({output.name: scores[output.name] for output in ROW_OUTPUTS})
     if "EmployeeNumber" in frame.columns:
         out.insert(0, "EmployeeNumber", frame["EmployeeNumber"])
     if args.explain != "none":
-        out["explanation"] = [json.dumps(e) for e in bundle.explain(features, args.explain)]
+        out["explanation"] = [json.dumps(e) for e in bundle.explain_codes(codes, args.explain)]
     out.to_csv(args.output or sys.stdout, index=False)
-    if args.drift and len(features) < MIN_DRIFT_ROWS:
+    if args.drift and len(codes) < MIN_DRIFT_ROWS:
         print(f"batch drift: not tested (needs at least {MIN_DRIFT_ROWS} rows)", file=sys.stderr)
     elif args.drift:
-        report = bundle.drift(features)
+        report = bundle.drift_codes(codes)
         print(
             f"batch drift: {report.is_drift} (features: {', '.join(report.drifted) or 'none'})",
             file=sys.stderr,

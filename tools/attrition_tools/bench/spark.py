@@ -12,7 +12,7 @@ written as one Parquet file (row groups of 128 Ki rows, so Spark can split it ac
 - **spark UDF only**: the same rows read, checked and scored through the UDF into Spark's no-op
   sink (no outputs written, no rejects pass, no report).
 - **pandas**: what ``attrition predict`` does between reading and writing the CSV, in this process
-  (one core): ``validate_features`` and ``TrustBundle.score`` on the whole frame.
+  (one core): ``encode`` and ``TrustBundle.score_codes`` on the whole frame.
 
 Part of ``make bench`` (a full run; the quick smoke run leaves it out: Spark's start alone takes longer
 than the rest), and runnable alone: ``.venv/bin/python -m attrition_tools.bench.spark [--rows N]``. It
@@ -52,7 +52,7 @@ def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int
     """Score ``rows`` synthetic rows on local Spark (``cores`` cores) and with pandas; rows/second."""
     from attrition import batch, config, data
     from attrition.bundle import load
-    from attrition.schema import FEATURES, validate_features
+    from attrition.schema import FEATURES, encode
     from attrition_tools.serve import ensure_model
 
     config.configure_mlflow()
@@ -81,11 +81,10 @@ def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int
     assert report.rows_scored == rows, report.summary()
 
     bundle = load(uri)
-    features = frame.loc[:, list(FEATURES)]
     start = time.perf_counter()
-    scored = bundle.score(validate_features(features))
+    scored = bundle.score_codes(encode({name: frame[name].to_numpy() for name in FEATURES}))
     pandas_s = time.perf_counter() - start
-    assert len(scored) == rows
+    assert len(scored["probability"]) == rows
     return {
         "rows": rows,
         "model_uri": uri,
