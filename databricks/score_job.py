@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from attrition.jobs import use_databricks
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,15 +25,6 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--drift-sample-rows", type=int, help="default: attrition.batch's")
     command.add_argument("--experiment", help="workspace path of the MLflow experiment")
     return command
-
-
-def use_databricks(model_name: str, experiment: str | None = None) -> None:
-    """MLflow on Databricks and the Unity Catalog model name, set before ``attrition`` is imported
-    (``attrition.config`` reads them at import)."""
-    os.environ.setdefault("MLFLOW_TRACKING_URI", "databricks")
-    os.environ["ATTRITION_MODEL_NAME"] = model_name
-    if experiment:
-        os.environ["ATTRITION_EXPERIMENT"] = experiment
 
 
 def attrition_command(args: argparse.Namespace) -> list[str]:

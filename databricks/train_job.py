@@ -8,8 +8,9 @@ Databricks and a Unity Catalog model. Job ``attrition_train`` in ``databricks.ym
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from attrition.jobs import use_databricks
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,15 +21,6 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--quick", action="store_true", help="small search and 3-fold CV")
     command.add_argument("--seed", type=int, default=0)
     return command
-
-
-def use_databricks(model_name: str, experiment: str | None = None) -> None:
-    """MLflow on Databricks and the Unity Catalog model name, set before ``attrition`` is imported
-    (``attrition.config`` reads them at import)."""
-    os.environ.setdefault("MLFLOW_TRACKING_URI", "databricks")
-    os.environ["ATTRITION_MODEL_NAME"] = model_name
-    if experiment:
-        os.environ["ATTRITION_EXPERIMENT"] = experiment
 
 
 def attrition_command(args: argparse.Namespace) -> list[str]:

@@ -43,6 +43,32 @@ def test_train_without_data_says_where_to_put_it(tmp_path, monkeypatch, capsys):
     assert f"Put the file there, or set {data.DATA_DIR_ENV}" in capsys.readouterr().err
 
 
+def _serve(env: dict[str, str]) -> subprocess.Popen:
+    """``make serve``'s command, in a session of its own (so that a test can always kill what it left)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "attrition_tools.serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _until_curl(process: subprocess.Popen, timeout: float) -> list[str]:
+    """Its output up to the curl example, which it prints once the model answers."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            pytest.fail(f"serve exited early: {''.join(lines)}")
+        lines.append(line)
+        if line.startswith("curl "):
+            return lines
+    pytest.fail(f"serve printed no curl example within {timeout:.0f} s")
+
+
 def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
     ports = free_ports()
     env = {
@@ -52,24 +78,9 @@ def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
         "MLSERVER_GRPC_PORT": str(ports["grpc"]),
         "MLSERVER_METRICS_PORT": str(ports["metrics"]),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attrition_tools.serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    process = _serve(env)
     try:
-        lines = []
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                pytest.fail(f"serve exited early: {''.join(lines)}")
-            lines.append(line)
-            if line.startswith("curl "):
-                break
+        lines = _until_curl(process, 240)
         output = "".join(lines)
         assert "registered employee-attrition version 1" in output
         assert "ready in" in output and f"127.0.0.1:{ports['http']}" in output
@@ -94,22 +105,9 @@ def test_serve_stops_mlserver_and_exits_on_a_signal(release, signum):
 
     ports = free_ports()
     env = {**os.environ, **{f"MLSERVER_{name.upper()}_PORT": str(port) for name, port in ports.items()}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attrition_tools.serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    process = _serve(env)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                pytest.fail("serve exited before it was ready")
-            if line.startswith("curl "):
-                break
+        _until_curl(process, 120)
         children = psutil.Process(process.pid).children(recursive=True)
         assert children  # MLServer and its worker
         process.send_signal(signum)  # to the launcher only, not its process group

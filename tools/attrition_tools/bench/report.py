@@ -231,6 +231,15 @@ def markdown(report: Report) -> str:
             ],
         ],
     )
+    profile = report["profile"]
+    ours_rest = _find(report["rows"], "ours", "rest", 1, 1)
+    lines += ["", "## Where a one-row request's time goes (our runtime's steps, in process, µs)", ""]
+    rows = [[step, micros] for step, micros in profile.items()]
+    if ours_rest:
+        rows.append(["REST p50 of the whole request, ours", round(ours_rest["p50_ms"] * 1000, 1)])
+        mlserver = ours_rest["p50_ms"] * 1000 - profile["total, ours"]
+        rows.append(["of which MLServer's (parsing, the hop to the worker and back)", round(mlserver, 1)])
+    lines += _table(["step", "µs"], rows)
     batch = report.get("batch")
     if batch:
         spark, pandas = batch["spark"], batch["pandas"]

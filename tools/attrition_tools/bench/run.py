@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +78,14 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     }
     workload = Workload.build(settings)
 
+    progress("bench: where a one-row request's time goes in our runtime ...")
+    profiled = subprocess.run(
+        [sys.executable, "-m", "attrition_tools.bench.profile", uri],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report["profile"] = json.loads(profiled.stdout.strip().splitlines()[-1])
     progress("bench: in-process scoring ...")
     local_rows, local_drift, local_explain = in_process(trust_bundle, settings, workload)
 

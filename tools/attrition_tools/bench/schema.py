@@ -100,6 +100,8 @@ class Report(TypedDict):
     explain: dict[str, Row]
     #: the in-process batch drift test on ``drift_rows`` rows
     drift: Row
+    #: mean microseconds of each step of our runtime's predict for one row (attrition_tools.bench.profile)
+    profile: dict[str, float]
     #: full runs: attrition_tools.bench.spark.measure() (rows/s on local Spark and with pandas); quick: None
     batch: dict | None
     startup: dict[str, dict[str, float]]
