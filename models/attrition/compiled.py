@@ -196,6 +196,10 @@ def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
     return int(depth.max())
 
 
+#: Rows walked at once: (rows x trees) node indices stay a few MB however large the batch.
+WALK_ROWS = 8192
+
+
 def walk(trees: dict[str, np.ndarray], X: np.ndarray, prefix: str = "") -> np.ndarray:
     """The leaf value of every row in every tree: shape (rows, trees).
 
@@ -203,14 +207,19 @@ def walk(trees: dict[str, np.ndarray], X: np.ndarray, prefix: str = "") -> np.nd
     times faster on numpy); a leaf's children are itself, so ``depth`` steps reach every leaf."""
     feature, threshold = trees[prefix + "feature"], trees[prefix + "threshold"]
     children = np.stack([trees[prefix + "left"], trees[prefix + "right"]], axis=1).ravel()
+    roots, depth = trees[prefix + "roots"], int(trees[prefix + "depth"])
     X = np.ascontiguousarray(X, dtype=np.float64)
-    flat, width = X.ravel(), X.shape[1]
-    node = np.tile(trees[prefix + "roots"], (len(X), 1))
-    row_start = (np.arange(len(X)) * width)[:, None]
-    for _ in range(int(trees[prefix + "depth"])):
-        go_right = flat.take(row_start + feature.take(node)) > threshold.take(node)
-        node = children.take(2 * node + go_right)
-    return trees[prefix + "value"].take(node)
+    out = np.empty((len(X), len(roots)), dtype=trees[prefix + "value"].dtype)
+    for start in range(0, len(X), WALK_ROWS):
+        chunk = X[start : start + WALK_ROWS]
+        flat, width = chunk.ravel(), chunk.shape[1]
+        node = np.tile(roots, (len(chunk), 1))
+        row_start = (np.arange(len(chunk)) * width)[:, None]
+        for _ in range(depth):
+            go_right = flat.take(row_start + feature.take(node)) > threshold.take(node)
+            node = children.take(2 * node + go_right)
+        out[start : start + len(chunk)] = trees[prefix + "value"].take(node)
+    return out
 
 
 def _sklearn_tree(tree, value: np.ndarray) -> dict[str, np.ndarray]:
