@@ -37,6 +37,7 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert _positive(report["explain"]["server"]["p50_ms"]) and _positive(
         report["explain"]["in_process"]["p50_ms"]
     )
+    assert all(_positive(v) for v in report["profile"].values()) and len(report["profile"]) == 8
     assert report["batch"] is None  # Spark only in full runs (tools/attrition_tools/bench/spark.py)
     assert report["drift"]["rows_per_request"] == 100 and _positive(report["drift"]["p50_ms"])
     for server in ("ours", "bare"):
@@ -50,4 +51,4 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert json.loads((tmp_path / "latest.json").read_text()) == report
     markdown = (tmp_path / "latest.md").read_text()
     assert report["date"] in markdown and report["machine"]["cpu"] in markdown
-    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11  # 5 tables: header + rows
+    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11 + 11  # 6 tables: header + rows
