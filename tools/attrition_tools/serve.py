@@ -161,6 +161,18 @@ class Server:
             time.sleep(0.25)
         raise TimeoutError(f"MLServer not ready within {timeout:.0f}s; see {self.log_path or 'its output'}")
 
+    def refused(self, timeout: float = READY_TIMEOUT_S) -> int:
+        """Start a server that must not become ready (a bundle it must refuse, a registry it cannot
+        reach) and return its exit status; raises if it became ready or did not exit in time."""
+        self.start()
+        try:
+            self.wait_ready(timeout)
+        except RuntimeError:
+            return self.process.wait(timeout=30)
+        finally:
+            self.stop()
+        raise AssertionError(f"{self.model_uri} was served; it should have been refused")
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
