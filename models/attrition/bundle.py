@@ -37,7 +37,7 @@ from attrition import compiled, drift, signals
 from attrition.config import BUNDLE_NAME
 from attrition.errors import BundleError, InvalidInput
 from attrition.outputs import ROW_OUTPUTS
-from attrition.schema import CATEGORICAL, FEATURES, LABELS, encode, to_codes, validate_features
+from attrition.schema import CATEGORICAL, FEATURES, LABELS, frame_codes
 from attrition.signals import ANCHOR_BUDGET_S, DriftReport, Explain
 
 log = logging.getLogger(__name__)
@@ -190,14 +190,14 @@ class TrustBundle:
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
         """The per-row outputs for a frame of features, as a frame."""
-        scores = self.score_codes(encode({name: features[name].to_numpy() for name in features.columns}))
+        scores = self.score_codes(frame_codes(features))
         return pd.DataFrame({o.name: scores[o.name] for o in ROW_OUTPUTS}, index=features.index)
 
     def drift_codes(self, codes: np.ndarray) -> DriftReport:
         return self.drift_test.report(codes)
 
     def drift(self, features: pd.DataFrame) -> DriftReport:
-        return self.drift_codes(to_codes(validate_features(features)))
+        return self.drift_codes(frame_codes(features))
 
     def explain_codes(
         self,
@@ -226,7 +226,7 @@ class TrustBundle:
         mode: Explain = Explain.ATTRIBUTIONS,
         anchor_budget_s: float = ANCHOR_BUDGET_S,
     ) -> list[dict]:
-        return self.explain_codes(to_codes(validate_features(features)), mode, anchor_budget_s)
+        return self.explain_codes(frame_codes(features), mode, anchor_budget_s)
 
     def alibi(self) -> AlibiReference:
         """The alibi / alibi-detect objects fitted with the bundle (alibi backend): the reference
@@ -284,7 +284,7 @@ class AttritionModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         params = params or {}
         frame = pd.DataFrame(model_input)
-        codes = encode({name: frame[name].to_numpy() for name in frame.columns})
+        codes = frame_codes(frame)
         scores = self.bundle.score_codes(codes)
         out = pd.DataFrame({o.name: scores[o.name] for o in ROW_OUTPUTS}, index=frame.index)
         mode = Explain(str(params.get("explain", Explain.NONE)))
@@ -335,7 +335,7 @@ def build(
 ) -> Path:
     """Fit the trust signals on the training split and save everything into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    codes = to_codes(validate_features(X_train))
+    codes = frame_codes(X_train)
     # joblib inside the pyfunc rather than a nested mlflow.sklearn model: mlflow 3 saves sklearn with skops
     # by default, which refuses to load types it is not told to trust (a random forest's trees among them).
     joblib.dump(classifier, folder / "classifier.joblib")

@@ -43,13 +43,13 @@ def _export(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
     from attrition.outputs import ROW_OUTPUTS
-    from attrition.schema import FEATURES, encode
+    from attrition.schema import FEATURES, frame_codes
     from attrition.signals import MIN_DRIFT_ROWS
 
     uri = _model_uri(args)
     frame = pd.read_csv(args.csv, encoding="utf-8-sig")
     bundle = load(uri)
-    codes = encode({name: frame[name].to_numpy() for name in FEATURES if name in frame.columns})
+    codes = frame_codes(frame.loc[:, [name for name in FEATURES if name in frame.columns]])
     scores = bundle.score_codes(codes)
     out = pd.DataFrame({output.name: scores[output.name] for output in ROW_OUTPUTS})
     if "EmployeeNumber" in frame.columns:

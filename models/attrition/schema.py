@@ -223,11 +223,15 @@ _INDEX = {name: i for i, name in enumerate(FEATURES)}
 _CATEGORY_INDEX = {name: pd.Index(values) for name, values in CATEGORICAL.items()}
 
 
+def frame_codes(frame: pd.DataFrame) -> np.ndarray:
+    """:func:`encode` of a frame's columns (extra columns are refused, as in a request)."""
+    return encode({name: frame[name].to_numpy() for name in frame.columns})
+
+
 def validate_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame form of :func:`encode`: checked features in FEATURES order, float64 numerics and string
     categoricals (what the scikit-learn pipeline takes)."""
-    codes = encode({name: frame[name].to_numpy() for name in frame.columns})
-    return from_codes(codes).set_axis(frame.index)
+    return from_codes(frame_codes(frame)).set_axis(frame.index)
 
 
 def to_codes(features: pd.DataFrame) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from attrition import bundle as bundle_module
 from attrition import data
 from attrition.outputs import EXPLANATION
-from attrition.schema import encode
+from attrition.schema import encode, frame_codes
 
 # Not contract.py nor runtime.py: they import mlserver, whose gRPC stubs clash with tritonclient's.
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, columns, triton_inputs, v2_request
@@ -231,7 +231,7 @@ class Workload:
         sizes = [n for n in (*settings.rows, settings.large_rows) if n > 1]
         out = {1: [dict(EXAMPLE_EMPLOYEE)]}
         out.update({n: records[:n] for n in sizes})
-        return cls(out, encode({name: features[name].to_numpy() for name in features.columns}))
+        return cls(out, frame_codes(features))
 
     def drift_batches(self, n: int) -> list[np.ndarray]:
         """Distinct random batches of the data set (a repeated batch would flatter any cache)."""

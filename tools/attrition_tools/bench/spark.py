@@ -52,7 +52,7 @@ def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int
     """Score ``rows`` synthetic rows on local Spark (``cores`` cores) and with pandas; rows/second."""
     from attrition import batch, config, data
     from attrition.bundle import load
-    from attrition.schema import FEATURES, encode
+    from attrition.schema import FEATURES, frame_codes
     from attrition_tools.serve import ensure_model
 
     config.configure_mlflow()
@@ -82,7 +82,7 @@ def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int
 
     bundle = load(uri)
     start = time.perf_counter()
-    scored = bundle.score_codes(encode({name: frame[name].to_numpy() for name in FEATURES}))
+    scored = bundle.score_codes(frame_codes(frame.loc[:, list(FEATURES)]))
     pandas_s = time.perf_counter() - start
     assert len(scored["probability"]) == rows
     return {
