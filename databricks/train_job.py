@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from attrition.jobs import use_databricks
+from attrition.databricks_env import use_databricks
 
 
 def parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ ANCHOR_BUDGET_S = 3.0
 @pytest.fixture(scope="session")
 def release():
     """One quick-trained bundle, registered (staging + production) in the session's store."""
-    from attrition.release import train_and_register
+    from attrition.training.release import train_and_register
 
     return train_and_register(quick=True, progress=lambda _: None)
 

@@ -1,6 +1,6 @@
-"""The serving attributions (attrition.attributions) against the alibi explainers they replace: they must
-add up, be deterministic and thread-safe (MLServer explains from a thread pool), and say what alibi's
-KernelShap / TreeShap say."""
+"""The serving attributions (attrition.serving.attributions) against the alibi explainers they replace:
+they must add up, be deterministic and thread-safe (MLServer explains from a thread pool), and say what
+alibi's KernelShap / TreeShap say."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from alibi.explainers import KernelShap
 
-from attrition import data, explain
-from attrition.attributions import LinearAttributions, TreeAttributions, background_rows
-from attrition.compiled import CompiledClassifier, compile_classifier
-from attrition.schema import FEATURES, from_codes, to_codes, validate_features
-from attrition.train import Candidate, split
+from attrition.backends.alibi import explain
+from attrition.contract.schema import FEATURES, from_codes, to_codes, validate_features
+from attrition.serving.attributions import LinearAttributions, TreeAttributions, background_rows
+from attrition.serving.compiled import CompiledClassifier, compile_classifier
+from attrition.training import data
+from attrition.training.search import Candidate, split
 
 SEED = 0
 #: Attributions are rounded to 6 decimals: 30 of them sum to within 30 * 5e-7 of the exact total.
@@ -26,8 +27,8 @@ TREE_TOLERANCE = 1e-6 + 1e-12
 #: both (an additive function); measured 5.0e-7, i.e. the rounding to 6 decimals.
 MARGIN_TOLERANCE = 1e-6
 #: LinearAttributions vs the alibi backend's KernelShap (log-odds, identity link, the same 100 background
-#: rows, attrition.explain.KERNEL_SAMPLES samples, attributions rounded to 6 decimals): the game is
-#: additive, so KernelShap's regression is exact up to that rounding.
+#: rows, attrition.backends.alibi.explain.KERNEL_SAMPLES samples, attributions rounded to 6 decimals):
+#: the game is additive, so KernelShap's regression is exact up to that rounding.
 KERNEL_TOLERANCE = 1e-5
 
 
@@ -98,8 +99,9 @@ def test_linear_attributions_are_kernel_shap_of_the_log_odds(linear, splits):
 
 
 def test_linear_attributions_agree_with_alibis_kernel_shap(linear, splits):
-    """alibi's KernelShap as the alibi backend fits it (attrition.explain: log-odds, identity link, the
-    bundle's background) with its own sample count: the served values are what it estimates."""
+    """alibi's KernelShap as the alibi backend fits it (attrition.backends.alibi.explain: log-odds,
+    identity link, the bundle's background) with its own sample count: the served values are what it
+    estimates."""
     model, _, background, attributions = linear
     codes = splits[3][:5]
     kernel = explain.fit_attributions(model, background, SEED)

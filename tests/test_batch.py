@@ -16,9 +16,10 @@ import pytest
 import requests
 import yaml
 
-from attrition import batch, cli, config, data, registry
-from attrition.errors import InvalidInput
-from attrition.schema import CATEGORICAL, FEATURES
+from attrition import batch, cli, config, registry
+from attrition.contract.errors import InvalidInput
+from attrition.contract.schema import CATEGORICAL, FEATURES
+from attrition.training import data
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = list(batch.OUTPUTS)

@@ -13,9 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from attrition import bundle, config, registry
-from attrition.outputs import ROW_OUTPUTS
-from attrition.schema import validate_features
-from attrition.train import CV_METRIC, search_space
+from attrition.contract.outputs import ROW_OUTPUTS
+from attrition.contract.schema import validate_features
+from attrition.training.search import CV_METRIC, search_space
 
 
 @pytest.fixture(scope="module")

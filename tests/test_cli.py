@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from attrition import cli, data
+from attrition import cli
+from attrition.training import data
 from attrition_tools.serve import free_ports
 
 ATTRITION = str(Path(sys.executable).parent / "attrition")  # the console script of this environment

@@ -11,17 +11,19 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import SVC
 
-from attrition import data, detectors, outliers
-from attrition.compiled import (
+from attrition.backends import open as outliers
+from attrition.backends.alibi import detectors
+from attrition.contract.schema import CATEGORICAL, FEATURES, NUMERIC, from_codes, to_codes, validate_features
+from attrition.serving.compiled import (
     CompiledClassifier,
     CompiledIsolationForest,
     Unsupported,
     compile_classifier,
     compile_isolation_forest,
 )
-from attrition.features import preprocessor
-from attrition.schema import CATEGORICAL, FEATURES, NUMERIC, from_codes, to_codes, validate_features
-from attrition.train import Candidate, search_space, split
+from attrition.training import data
+from attrition.training.features import preprocessor
+from attrition.training.search import Candidate, search_space, split
 
 SEED = 0
 #: The documented bound (attrition/compiled.py); measured: 0 for linear, <= 6e-16 for trees.

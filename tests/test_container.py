@@ -15,8 +15,8 @@ from conftest import ROOT
 from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.bundle import export
-from attrition.schema import LABELS
-from attrition.signals import MIN_DRIFT_ROWS
+from attrition.contract.schema import LABELS
+from attrition.contract.trust import MIN_DRIFT_ROWS
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings
 from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from attrition import data
-from attrition.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
+from attrition.contract.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
+from attrition.training import data
 
 
 def test_loads_the_shared_copy():

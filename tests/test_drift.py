@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attrition import data, detectors
-from attrition.drift import DriftTest
-from attrition.schema import CATEGORICAL, FEATURES, to_codes, validate_features
-from attrition.signals import MIN_DRIFT_ROWS
-from attrition.train import split
+from attrition.backends.alibi import detectors
+from attrition.contract.schema import CATEGORICAL, FEATURES, to_codes, validate_features
+from attrition.contract.trust import MIN_DRIFT_ROWS
+from attrition.serving.drift import DriftTest
+from attrition.training import data
+from attrition.training.search import split
 
 SEED = 0
 #: Measured: 0 (both round to float32 from the same scipy distributions).

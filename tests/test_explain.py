@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from attrition import data, explain
-from attrition.attributions import background_rows
-from attrition.schema import FEATURES, to_codes, validate_features
-from attrition.train import Candidate, split
+from attrition.backends.alibi import explain
+from attrition.contract.schema import FEATURES, to_codes, validate_features
+from attrition.serving.attributions import background_rows
+from attrition.training import data
+from attrition.training.search import Candidate, split
 
 
 @pytest.fixture(scope="module")

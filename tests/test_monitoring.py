@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attrition.signals import MIN_DRIFT_ROWS
+from attrition.contract.trust import MIN_DRIFT_ROWS
 from attrition_runtime.monitoring import DriftWindow
 
 

@@ -15,8 +15,8 @@ import tritonclient.http as httpclient
 from conftest import ROOT
 
 from attrition import bundle, config
-from attrition.release import train_and_register
-from attrition.schema import FEATURES
+from attrition.contract.schema import FEATURES
+from attrition.training.release import train_and_register
 from attrition_runtime.client import triton_inputs, v2_request
 from attrition_runtime.wire import model_path
 from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports

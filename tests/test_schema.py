@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attrition import data
-from attrition.schema import (
+from attrition.contract.schema import (
     CATEGORICAL,
     CATEGORIES_PER_FEATURE,
     FEATURES,
@@ -17,6 +16,7 @@ from attrition.schema import (
     to_codes,
     validate_features,
 )
+from attrition.training import data
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from conftest import ANCHOR_BUDGET_S
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
-from attrition.schema import CATEGORICAL, FEATURES
+from attrition.contract.schema import CATEGORICAL, FEATURES
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
 from attrition_tools.bad_requests import BAD_REQUESTS
 from attrition_tools.serve import SERVED_MODEL_NAME

@@ -8,13 +8,13 @@ import sys
 
 import pandas as pd
 
-from attrition import config
-from attrition.errors import AttritionError
-from attrition.signals import Explain
+from attrition import backends, config
+from attrition.contract.errors import AttritionError
+from attrition.contract.trust import Explain
 
 
 def _train(args: argparse.Namespace) -> int:
-    from attrition.release import train_and_register
+    from attrition.training.release import train_and_register
 
     release = train_and_register(args.data_dir, quick=args.quick or None, seed=args.seed, trust=args.trust)
     print(
@@ -42,9 +42,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from attrition.bundle import load
-    from attrition.outputs import ROW_OUTPUTS
-    from attrition.schema import FEATURES, frame_codes
-    from attrition.signals import MIN_DRIFT_ROWS
+    from attrition.contract.outputs import ROW_OUTPUTS
+    from attrition.contract.schema import FEATURES, frame_codes
+    from attrition.contract.trust import MIN_DRIFT_ROWS
 
     uri = _model_uri(args)
     frame = pd.read_csv(args.csv, encoding="utf-8-sig")
@@ -115,23 +115,7 @@ def parser() -> argparse.ArgumentParser:
         prog="attrition", description="Employee attrition model: train, promote, export, predict."
     )
     sub = root.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="search, train, bundle the trust signals and register a new version")
-    train.add_argument(
-        "--quick", action="store_true", help="small search and 3-fold CV (also: ATTRITION_QUICK=1)"
-    )
-    train.add_argument(
-        "--data-dir", help="folder holding the CSV (default: $ATTRITION_DATA_DIR or a user cache)"
-    )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--trust",
-        choices=("alibi", "open"),
-        default="alibi",
-        help="trust backend: alibi/alibi-detect (BSL 1.1, with anchors) or open (scipy, scikit-learn, shap)",
-    )
-    train.set_defaults(func=_train)
-
+    _add_train(sub)
     promote = sub.add_parser(
         "promote", help=f"move @{config.PRODUCTION} (default: to the @{config.STAGING} version)"
     )
@@ -150,7 +134,29 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", choices=[str(mode) for mode in Explain], default=str(Explain.NONE))
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
     predict.set_defaults(func=_predict)
+    _add_score_table(sub)
+    return root
 
+
+def _add_train(sub) -> None:
+    train = sub.add_parser("train", help="search, train, bundle the trust signals and register a new version")
+    train.add_argument(
+        "--quick", action="store_true", help="small search and 3-fold CV (also: ATTRITION_QUICK=1)"
+    )
+    train.add_argument(
+        "--data-dir", help="folder holding the CSV (default: $ATTRITION_DATA_DIR or a user cache)"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--trust",
+        choices=backends.names(),
+        default=backends.DEFAULT,
+        help="trust backend: alibi/alibi-detect (BSL 1.1, with anchors) or open (scipy, scikit-learn, shap)",
+    )
+    train.set_defaults(func=_train)
+
+
+def _add_score_table(sub) -> None:
     from attrition.batch import DRIFT_SAMPLE_ROWS, FORMATS, WRITE_MODES
 
     score = sub.add_parser(
@@ -178,7 +184,6 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--run-name", default="score-table", help="MLflow run name")
     score.add_argument("--cores", type=int, default=2, help="of the local Spark session, if one is started")
     score.set_defaults(func=_score_table)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -48,13 +51,35 @@ def promote(version: str | None = None, name: str = config.MODEL_NAME) -> str:
     return version
 
 
+class Pinned(NamedTuple):
+    """A model URI pinned to a registry version (``version`` None for a run or a folder)."""
+
+    uri: str
+    version: str | None
+
+
+def pin(model_uri: str) -> Pinned:
+    """``models:/name@alias`` -> (``models:/name/<version>``, version), so that one job or one server
+    uses one version throughout; ``models:/name/<version>`` is kept; any other URI has no version.
+    Raises LookupError for an alias that points nowhere. Shared by the batch job and the runtime."""
+    match = re.fullmatch(r"models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)", model_uri)
+    if match:
+        version = alias_version(match["alias"], match["name"])
+        if version is None:
+            raise LookupError(
+                f"{model_uri}: model {match['name']!r} has no version aliased {match['alias']!r}"
+            )
+        return Pinned(f"models:/{match['name']}/{version}", version)
+    match = re.fullmatch(r"models:/(?P<name>[^/@]+)/(?P<version>\d+)", model_uri)
+    if match:
+        return Pinned(model_uri, match["version"])
+    return Pinned(model_uri, None)
+
+
 def version_of(model_uri: str) -> str | None:
-    """The registry version behind ``models:/<name>@<alias>`` or ``models:/<name>/<N>``; None for any
-    other URI (a run, a folder)."""
-    if not model_uri.startswith("models:/"):
+    """The registry version behind a model URI (:func:`pin`); None for any other URI, or an alias that
+    points nowhere."""
+    try:
+        return pin(model_uri).version
+    except LookupError:
         return None
-    ref = model_uri.removeprefix("models:/")
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        return alias_version(alias, name)
-    return ref.rsplit("/", 1)[-1]

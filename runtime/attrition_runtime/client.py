@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from attrition.schema import CATEGORICAL, FEATURES
+from attrition.contract.schema import CATEGORICAL, FEATURES
 from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
 
 #: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.

@@ -1,7 +1,7 @@
 """The V2 (Open Inference Protocol) contract of the server, translated with MLServer's codecs: one
-named input per feature in, the outputs of :mod:`attrition.outputs` out. Decoding checks the request's
-shape before anything reaches the model and raises :class:`attrition.errors.InvalidInput`, naming the
-input and what was expected."""
+named input per feature in, the outputs of :mod:`attrition.contract.outputs` out. Decoding checks the
+request's shape before anything reaches the model and raises
+:class:`attrition.contract.errors.InvalidInput`, naming the input and what was expected."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.types import MetadataTensor, Parameters, RequestInput, ResponseOutput
 
-from attrition.errors import InvalidInput
-from attrition.outputs import ALL_OUTPUTS, DRIFT_OUTPUTS, EXPLANATION, ROW_OUTPUTS, Output
-from attrition.schema import CATEGORICAL, FEATURES, NUMERIC
-from attrition.signals import DriftReport, Explain
+from attrition.contract.errors import InvalidInput
+from attrition.contract.outputs import ALL_OUTPUTS, DRIFT_OUTPUTS, EXPLANATION, ROW_OUTPUTS, Output
+from attrition.contract.schema import CATEGORICAL, FEATURES, NUMERIC
+from attrition.contract.trust import DriftReport, Explain
 from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_ACCEPTED, NUMERIC_DATATYPE, V2_DATATYPES
 
 #: Values of the request parameter ``explain``, as JSON gives them (case-insensitive strings).
@@ -46,7 +46,7 @@ def input_metadata() -> list[MetadataTensor]:
 
 
 def output_metadata() -> list[MetadataTensor]:
-    """Every output of :mod:`attrition.outputs` with its V2 datatype and shape."""
+    """Every output of :mod:`attrition.contract.outputs` with its V2 datatype and shape."""
     tensors = []
     for output in ALL_OUTPUTS:
         params = Parameters(content_type="str", format="json") if output is EXPLANATION else None

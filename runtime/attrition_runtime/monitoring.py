@@ -23,8 +23,8 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from attrition.schema import FEATURES, POSITIVE_LABEL
-from attrition.signals import MIN_DRIFT_ROWS, DriftReport
+from attrition.contract.schema import FEATURES, POSITIVE_LABEL
+from attrition.contract.trust import MIN_DRIFT_ROWS, DriftReport
 
 #: Prometheus label names of every series of ours.
 LABEL_NAMES = ("model_name", "model_version")

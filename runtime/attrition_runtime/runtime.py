@@ -23,8 +23,8 @@ from mlserver.logging import logger
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
-from attrition.errors import BundleError, InvalidInput
-from attrition.signals import Explain
+from attrition.contract.errors import BundleError, InvalidInput
+from attrition.contract.trust import Explain
 from attrition_runtime import contract
 from attrition_runtime.settings import RuntimeSettings
 
@@ -138,7 +138,7 @@ class AttritionRuntime(MLflowRuntime):
         )
 
     def decode(self, payload: InferenceRequest) -> Request:
-        from attrition.schema import encode
+        from attrition.contract.schema import encode
 
         try:
             explain = contract.explain_mode(payload.parameters)

@@ -8,8 +8,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from attrition import config
-from attrition.schema import FEATURES
-from attrition.signals import ANCHOR_BUDGET_S, MIN_DRIFT_ROWS
+from attrition.contract.schema import FEATURES
+from attrition.contract.trust import ANCHOR_BUDGET_S, MIN_DRIFT_ROWS
 
 ENV_PREFIX = "ATTRITION_"
 MAX_BATCH_ROWS = 1000

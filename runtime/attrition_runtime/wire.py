@@ -4,14 +4,14 @@ register the same ``inference.*`` protobuf symbols, so one process can load only
 
 from __future__ import annotations
 
-from attrition.outputs import Kind
+from attrition.contract.outputs import Kind
 
 #: V2 datatypes of the inputs.
 CATEGORICAL_DATATYPE = "BYTES"
 NUMERIC_DATATYPE = "FP64"
 #: Numeric datatypes accepted (and converted to FP64).
 NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-#: The V2 datatype of each kind of model output (attrition.outputs).
+#: The V2 datatype of each kind of model output (attrition.contract.outputs).
 V2_DATATYPES: dict[Kind, str] = {"float64": "FP64", "str": "BYTES", "bool": "BOOL"}
 
 #: MLServer's own default ports (``mlserver.settings.Settings``), restated because clients must not

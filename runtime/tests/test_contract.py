@@ -19,11 +19,12 @@ import pytest
 from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.types import InferenceRequest, Parameters, RequestInput
 
-from attrition import outputs
+from attrition.batch import RESULT_TYPE
 from attrition.bundle import signature
-from attrition.errors import InvalidInput
-from attrition.schema import CATEGORICAL, FEATURES, encode
-from attrition.signals import DriftReport, Explain
+from attrition.contract import outputs
+from attrition.contract.errors import InvalidInput
+from attrition.contract.schema import CATEGORICAL, FEATURES, encode
+from attrition.contract.trust import DriftReport, Explain
 from attrition_runtime import contract
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.runtime import InvalidRequest, RedactRejectedInput
@@ -180,21 +181,23 @@ def _encoded() -> list:
 def _views() -> dict[str, list[tuple]]:
     """Each place the output contract is stated, as tuples."""
     return {
-        "attrition.outputs": [(o.name, o.kind, o.length) for o in outputs.ALL_OUTPUTS],
+        "attrition.contract.outputs": [(o.name, o.kind, o.length) for o in outputs.ALL_OUTPUTS],
         "row outputs": [o.name for o in outputs.ROW_OUTPUTS],
         "MLflow signature": [(c.name, c.type.name) for c in signature().outputs.inputs],
+        "Spark result type": [tuple(field.split()) for field in RESULT_TYPE.split(", ")],
         "V2 metadata": [(t.name, t.datatype, list(t.shape)) for t in contract.output_metadata()],
         "V2 encoders": [(r.name, r.datatype, list(r.shape)) for r in _encoded()],
     }
 
 
 def _disagreements(views: dict[str, list[tuple]]) -> list[str]:
-    declared = views["attrition.outputs"]
+    declared = views["attrition.contract.outputs"]
     row_outputs = [(n, k, length) for n, k, length in declared if n in views["row outputs"]]
     expected = {
-        "attrition.outputs": list(PINNED),
+        "attrition.contract.outputs": list(PINNED),
         "row outputs": [n for n, _, length in PINNED if length is None and n != outputs.EXPLANATION.name],
         "MLflow signature": [(n, MLFLOW_TYPES[k]) for n, k, _ in row_outputs],
+        "Spark result type": [(n, MLFLOW_TYPES[k]) for n, k, _ in row_outputs],
         "V2 metadata": [(n, V2_DATATYPES[k], [length or -1]) for n, k, length in declared],
         "V2 encoders": [(n, V2_DATATYPES[k], [length or ROWS]) for n, k, length in declared],
     }
@@ -225,10 +228,12 @@ def _reshape(entry: tuple) -> tuple:
 @pytest.mark.parametrize(
     ("source", "index", "mutate"),
     [
-        ("attrition.outputs", 0, _rename),
-        ("attrition.outputs", 5, lambda e: (e[0], e[1], 29)),
+        ("attrition.contract.outputs", 0, _rename),
+        ("attrition.contract.outputs", 5, lambda e: (e[0], e[1], 29)),
         ("MLflow signature", 3, lambda e: (e[0], "string")),
         ("MLflow signature", 1, _rename),
+        ("Spark result type", 0, lambda e: (e[0], "float")),
+        ("Spark result type", 2, _rename),
         ("V2 metadata", 0, _retype),
         ("V2 metadata", 6, _reshape),
         ("V2 metadata", 7, _rename),

@@ -67,7 +67,7 @@ def ensure_model(progress=print) -> str:
     if registry.alias_version(settings.model_alias) is None:
         wanted = f"{config.MODEL_NAME}@{settings.model_alias}"
         progress(f"no {wanted} in {config.tracking_uri()}: training one first ...")
-        from attrition.release import train_and_register
+        from attrition.training.release import train_and_register
 
         train_and_register(progress=progress)
     return settings.resolve_model_uri()

@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from attrition import config, data, registry
-from attrition.outputs import EXPLANATION, ROW_OUTPUTS
+from attrition import config, registry
+from attrition.contract.outputs import EXPLANATION, ROW_OUTPUTS
+from attrition.training import data
 
 # Not contract.py nor runtime.py: they import mlserver, whose gRPC stubs clash with tritonclient's.
 from attrition_runtime.client import triton_inputs, v2_request

@@ -12,7 +12,7 @@ import hmac
 import os
 from collections.abc import Callable, Iterable
 
-from attrition.errors import AttritionError
+from attrition.contract.errors import AttritionError
 
 #: The environment variable that holds the secret (any string; keep it in a secret store).
 ENTITY_KEY_ENV = "ATTRITION_ENTITY_KEY"

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from attrition import bundle as bundle_module
-from attrition import data
-from attrition.outputs import EXPLANATION
-from attrition.schema import encode, frame_codes
+from attrition.contract.outputs import EXPLANATION
+from attrition.contract.schema import encode, frame_codes
+from attrition.training import data
 
 # Not contract.py nor runtime.py: they import mlserver, whose gRPC stubs clash with tritonclient's.
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, columns, triton_inputs, v2_request

@@ -16,8 +16,8 @@ import time
 
 from attrition import config
 from attrition.bundle import load
-from attrition.schema import encode
-from attrition.signals import Explain
+from attrition.contract.schema import encode
+from attrition.contract.trust import Explain
 from attrition_runtime import contract
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.monitoring import DriftWindow, Monitor

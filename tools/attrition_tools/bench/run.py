@@ -16,7 +16,7 @@ from pathlib import Path
 
 from attrition import bundle as bundle_module
 from attrition import config, registry
-from attrition.outputs import ROW_OUTPUTS
+from attrition.contract.outputs import ROW_OUTPUTS
 from attrition_runtime.settings import RuntimeSettings
 from attrition_tools.bench.measure import (
     Workload,

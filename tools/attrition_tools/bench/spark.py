@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the Makefile: one BLAS threa
 
 def synthetic_rows(rows: int, seed: int = 0) -> pd.DataFrame:
     """The data set resampled with replacement to ``rows`` rows, EmployeeNumber made unique."""
-    from attrition import data
+    from attrition.training import data
 
     raw = data.load_raw()
     picked = np.random.default_rng(seed).integers(0, len(raw), rows)
@@ -50,13 +50,14 @@ def synthetic_rows(rows: int, seed: int = 0) -> pd.DataFrame:
 
 def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int = 0) -> dict:
     """Score ``rows`` synthetic rows on local Spark (``cores`` cores) and with pandas; rows/second."""
-    from attrition import batch, config, data
+    from attrition import batch, config, registry
     from attrition.bundle import load
-    from attrition.schema import FEATURES, frame_codes
+    from attrition.contract.schema import FEATURES, frame_codes
+    from attrition.training import data
     from attrition_tools.serve import ensure_model
 
     config.configure_mlflow()
-    uri, _ = batch.resolve_model(ensure_model(progress=lambda _: None))
+    uri = registry.pin(ensure_model(progress=lambda _: None)).uri
     frame = synthetic_rows(rows, seed)
     with tempfile.TemporaryDirectory(prefix="attrition-spark-bench-") as tmp:
         source = Path(tmp) / "employees.parquet"

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import mlflow
 
-from attrition import config, registry
-from attrition.bundle import BundleInfo, TrustBackend, log_bundle
-from attrition.train import CV_METRIC, TrainResult, train
+from attrition import backends, config, registry
+from attrition.bundle import BundleInfo, log_bundle
+from attrition.training.search import CV_METRIC
+from attrition.training.train import TrainResult, train
 
 
 @dataclass
@@ -29,18 +30,18 @@ def train_and_register(
     seed: int = 0,
     name: str = config.MODEL_NAME,
     progress: Callable[[str], None] = print,
-    trust: TrustBackend = "alibi",
+    trust: str = backends.DEFAULT,
 ) -> Release:
+    """Train (its own run), then log the bundle into that run and register it as a new version."""
+    backends.get(trust)  # an unknown backend fails before the search, not after it
     result = train(data_dir, quick=quick, seed=seed, progress=progress)
-    try:
-        info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc, trust_backend=trust)
-        progress(f"fitting the trust signals ({trust} backend) and logging the bundle ...")
+    info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc, trust_backend=trust)
+    progress(f"fitting the trust signals ({trust} backend) and logging the bundle ...")
+    with mlflow.start_run(run_id=result.run_id):
         mlflow.set_tag("trust_backend", trust)
         model_info = log_bundle(result.model, info, result.X_train, registered_model_name=name, seed=seed)
-        version = str(model_info.registered_model_version)
-        aliases = registry.mark_new_version(version, name, {"trust_backend": trust})
-    finally:
-        mlflow.end_run()
+    version = str(model_info.registered_model_version)
+    aliases = registry.mark_new_version(version, name, {"trust_backend": trust})
     progress(
         f"registered {name} version {version} ({', '.join(aliases)}): {CV_METRIC} {result.cv_roc_auc:.4f}"
     )

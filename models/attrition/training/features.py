@@ -7,7 +7,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from attrition.schema import CATEGORICAL, NUMERIC
+from attrition.contract.schema import CATEGORICAL, NUMERIC
 
 #: Right-skewed counts and amounts: a log scale makes them closer to linear in the log-odds.
 SKEWED = (

@@ -1,7 +1,7 @@
 """The alibi trust backend's detectors, fitted on the training split: feature drift (alibi-detect
 TabularDrift) and a per-row outlier score (alibi-detect IForest). Both see validated features as
-ordinal codes. Serving computes the same numbers without them (attrition.drift, attrition.compiled);
-these are the reference the tests compare with, and what the book shows."""
+ordinal codes. Serving computes the same numbers without them (attrition.serving.drift and
+attrition.serving.compiled); these are the reference the tests compare with, and what the book shows."""
 
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ from alibi_detect.cd import TabularDrift
 from alibi_detect.od import IForest
 from alibi_detect.saving import load_detector, save_detector
 
-from attrition.outliers import FOREST_PARAMS
-from attrition.schema import CATEGORIES_PER_FEATURE, FEATURES
-from attrition.signals import DRIFT_CORRECTION, DRIFT_P_VALUE, MIN_DRIFT_ROWS, OUTLIER_PERCENTILE, DriftReport
+from attrition.backends.open import FOREST_PARAMS
+from attrition.contract.schema import CATEGORIES_PER_FEATURE, FEATURES
+from attrition.contract.trust import (
+    DRIFT_CORRECTION,
+    DRIFT_P_VALUE,
+    MIN_DRIFT_ROWS,
+    OUTLIER_PERCENTILE,
+    DriftReport,
+)
 
 
 def fit_drift(reference_codes: np.ndarray) -> TabularDrift:

@@ -1,6 +1,6 @@
 """The alibi trust backend's explainers: per-feature attributions (TreeShap for tree ensembles,
 KernelShap on the log-odds otherwise) summed back to the 30 original features, and AnchorTabular rules
-on demand. Serving answers attributions with attrition.attributions (exact, deterministic; tests show
+on demand. Serving answers attributions with attrition.serving.attributions (exact, deterministic; tests show
 the agreement); these are the reference, and anchors.
 
 Anchors can take seconds to minutes on a borderline row and grow a large sampling cache, so each
@@ -21,7 +21,7 @@ from alibi.saving import load_explainer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from attrition.schema import CATEGORICAL, FEATURES, from_codes
+from attrition.contract.schema import CATEGORICAL, FEATURES, from_codes
 
 #: Samples per KernelShap explanation (it estimates by sampling; the served attributions are exact).
 KERNEL_SAMPLES = 2048

@@ -1,14 +1,16 @@
-"""The outputs of the model, defined once: the MLflow signature, the V2 metadata and the V2 encoders
-all read this list (each maps ``kind`` to its own type names)."""
+"""The outputs of the model, defined once: the MLflow signature, the V2 metadata, the V2 encoders
+and the Spark result type all read this list (each maps ``kind`` to its own type names)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-from attrition.schema import FEATURES
+from attrition.contract.schema import FEATURES
 
 Kind = Literal["float64", "str", "bool"]
+#: MLflow's column type for each kind, which is also its Spark SQL type name (the batch job's result).
+MLFLOW_TYPES: dict[str, str] = {"float64": "double", "str": "string", "bool": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,5 @@ DRIFT_OUTPUTS: tuple[Output, ...] = (
 EXPLANATION = Output("explanation", "str", doc="JSON per row: attributions (and the anchor rule)")
 
 ALL_OUTPUTS: tuple[Output, ...] = (*ROW_OUTPUTS, *DRIFT_OUTPUTS, EXPLANATION)
+#: The per-row outputs as a Spark struct type (what ``mlflow.pyfunc.spark_udf`` returns).
+SPARK_RESULT_TYPE = ", ".join(f"{o.name} {MLFLOW_TYPES[o.kind]}" for o in ROW_OUTPUTS)

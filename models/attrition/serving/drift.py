@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from attrition.schema import CATEGORICAL, FEATURES
-from attrition.signals import DRIFT_CORRECTION, DRIFT_P_VALUE, MIN_DRIFT_ROWS, DriftReport
+from attrition.contract.schema import CATEGORICAL, FEATURES
+from attrition.contract.trust import DRIFT_CORRECTION, DRIFT_P_VALUE, MIN_DRIFT_ROWS, DriftReport
 
 _CATEGORICAL_AT = [i for i, f in enumerate(FEATURES) if f in CATEGORICAL]
 _NUMERIC_AT = [i for i, f in enumerate(FEATURES) if f not in CATEGORICAL]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pooch
 
-from attrition.errors import AttritionError
-from attrition.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
+from attrition.contract.errors import AttritionError
+from attrition.contract.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
 
 FILENAME = "WA_Fn-UseC_-HR-Employee-Attrition.csv"
 SHA256 = "a5c31e38bd7fafc9bc333884eb181b06b41b8e5e488e8f7ccb27199fb3be7659"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from attrition.errors import InvalidInput
+from attrition.contract.errors import InvalidInput
 
 TARGET = "Attrition"
 POSITIVE_LABEL = "Yes"

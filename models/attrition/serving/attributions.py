@@ -19,8 +19,8 @@ import threading
 
 import numpy as np
 
-from attrition.compiled import CompiledClassifier, column_features
-from attrition.schema import FEATURES
+from attrition.contract.schema import FEATURES
+from attrition.serving.compiled import CompiledClassifier, column_features
 
 #: Training rows (drawn once, saved in the bundle) whose mean is the baseline of linear attributions,
 #: for the served values and alibi's KernelShap alike.
@@ -42,7 +42,7 @@ class LinearAttributions:
     method = "LinearShap"
 
     def __init__(self, model: CompiledClassifier, background_codes: np.ndarray):
-        if model.kind != "linear":
+        if not model.linear:
             raise ValueError("LinearAttributions needs a linear model")
         self.model = model
         owner = column_features(model.arrays)
@@ -82,7 +82,7 @@ class TreeAttributions:
     def _transformed(self, codes: np.ndarray) -> np.ndarray:
         if self.model is not None:
             return self.model.transform(codes)
-        from attrition.schema import from_codes
+        from attrition.contract.schema import from_codes
 
         matrix = self.pipeline[0].transform(from_codes(codes))
         return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
