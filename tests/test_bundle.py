@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -11,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.types.schema import AnyType, DataType
 
 from attrition import bundle, config, registry
+from attrition.contract.errors import InvalidInput
 from attrition.contract.outputs import ROW_OUTPUTS
-from attrition.contract.schema import validate_features
+from attrition.contract.schema import CATEGORICAL, FEATURES, NUMERIC, validate_features
+from attrition.training import data
 from attrition.training.search import CV_METRIC, search_space
 
 
@@ -50,9 +54,39 @@ def test_first_version_gets_staging_and_production(release):
 
 def test_signature_is_typed_per_column(release):
     info = mlflow.models.get_model_info(config.model_uri(config.PRODUCTION))
-    types = {c.name: c.type.name for c in info.signature.inputs.inputs}
-    assert types["OverTime"] == "string" and types["MonthlyIncome"] == "double" and len(types) == 30
+    types = {c.name: c.type for c in info.signature.inputs.inputs}
+    assert list(types) == list(FEATURES)
+    # Categoricals are strings; numerics take integers or floats (the bundle checks their values).
+    assert {name for name, t in types.items() if isinstance(t, AnyType)} == set(NUMERIC)
+    assert {name for name, t in types.items() if t == DataType.string} == set(CATEGORICAL)
     assert {p.name for p in info.signature.params.params} == {"explain", "drift", "anchor_budget_s"}
+
+
+def test_a_users_first_pyfunc_call_takes_the_csv_as_it_is(release):
+    csv = data.fetch()
+    assert (pd.read_csv(csv).dtypes[list(NUMERIC)] == np.int64).all()  # what every HR export holds
+    out = mlflow.pyfunc.load_model("models:/employee-attrition@staging").predict(pd.read_csv(csv))
+    assert len(out) == data.EXPECTED_ROWS and list(out.columns) == [o.name for o in ROW_OUTPUTS]
+    expected = bundle.load(config.model_uri(config.STAGING)).score(validate_features(data.load()[0]))
+    np.testing.assert_allclose(out["probability"], expected["probability"], rtol=0, atol=1e-12)
+    assert out["prediction"].tolist() == expected["prediction"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("Age", 150, "Age: 150 is out of range; expected 14 to 100"),
+        ("MonthlyIncome", "a lot", "MonthlyIncome: expected a number, got 'a lot'"),
+        ("OverTime", "Sometimes", "OverTime: unknown category 'Sometimes'"),
+    ],
+)
+def test_the_pyfunc_still_refuses_values_outside_the_schema(release, column, value, message):
+    rows = pd.read_csv(data.fetch()).head(3)
+    rows[column] = rows[column].astype(object)
+    rows.loc[1, column] = value
+    model = mlflow.pyfunc.load_model(config.model_uri(config.STAGING))
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        model.predict(rows)
 
 
 def test_loads_by_alias_in_a_fresh_process_with_equal_predictions(release, loaded, tmp_path):
@@ -65,7 +99,9 @@ def test_loads_by_alias_in_a_fresh_process_with_equal_predictions(release, loade
         f"out = model.predict(pd.read_csv({str(tmp_path / 'rows.csv')!r}))\n"
         f"out.to_pickle({str(tmp_path / 'out.pkl')!r})\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    # The pyfunc's predict carries the type hint MLflow asks for: loading it prints no warning.
+    assert "Add type hints" not in done.stderr
     fresh = pd.read_pickle(tmp_path / "out.pkl")
     np.testing.assert_allclose(fresh["probability"], expected["probability"], rtol=1e-12)
     np.testing.assert_allclose(fresh["outlier_score"], expected["outlier_score"], rtol=1e-12)
