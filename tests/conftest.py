@@ -22,6 +22,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The book's notebooks (collected by nbval) are the ``book`` level."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.book)
+
+
 #: A short anchor budget for the test server, so that tests can watch the budget hold.
 ANCHOR_BUDGET_S = 3.0
 

@@ -18,6 +18,8 @@ from attrition.serving.compiled import CompiledClassifier, compile_classifier
 from attrition.training import data
 from attrition.training.search import Candidate, split
 
+pytestmark = pytest.mark.unit
+
 SEED = 0
 #: Attributions are rounded to 6 decimals: 30 of them sum to within 30 * 5e-7 of the exact total.
 ROUNDED_SUM = 1e-4

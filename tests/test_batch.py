@@ -21,6 +21,8 @@ from attrition.contract.errors import InvalidInput
 from attrition.contract.schema import CATEGORICAL, FEATURES
 from attrition.training import data
 
+pytestmark = [pytest.mark.spark, pytest.mark.train]
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = list(batch.OUTPUTS)
 
@@ -70,6 +72,7 @@ def v2_scores(server, raw: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).set_index(raw["EmployeeNumber"])
 
 
+@pytest.mark.server
 def test_score_table_gives_the_numbers_of_predict_and_of_the_v2_server(
     spark, release, server, raw, tmp_path, capsys
 ):

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from attrition_tools import bench
+
+pytestmark = [pytest.mark.server, pytest.mark.train]
 
 SERVER_CELLS = [(1, 1), (1, 8), (100, 1), (100, 8), (1000, 1)]
 

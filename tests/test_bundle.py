@@ -21,6 +21,8 @@ from attrition.contract.schema import CATEGORICAL, FEATURES, NUMERIC, validate_f
 from attrition.training import data
 from attrition.training.search import CV_METRIC, search_space
 
+pytestmark = pytest.mark.train
+
 
 @pytest.fixture(scope="module")
 def loaded(release) -> bundle.TrustBundle:

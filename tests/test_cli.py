@@ -18,6 +18,8 @@ from attrition import cli
 from attrition.training import data
 from attrition_tools.serve import free_ports
 
+pytestmark = pytest.mark.unit
+
 ATTRITION = str(Path(sys.executable).parent / "attrition")  # the console script of this environment
 
 
@@ -27,6 +29,7 @@ def test_help_lists_the_commands():
         assert command in out
 
 
+@pytest.mark.train
 def test_predict_scores_a_csv_by_alias(release, tmp_path):
     raw = data.load_raw().head(40)
     raw.to_csv(tmp_path / "employees.csv", index=False)
@@ -70,6 +73,8 @@ def _until_curl(process: subprocess.Popen, timeout: float) -> list[str]:
     pytest.fail(f"serve printed no curl example within {timeout:.0f} s")
 
 
+@pytest.mark.server
+@pytest.mark.train
 def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
     ports = free_ports()
     env = {
@@ -99,6 +104,8 @@ def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
             process.wait()
 
 
+@pytest.mark.server
+@pytest.mark.train
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_mlserver_and_exits_on_a_signal(release, signum):
     """A supervisor's SIGTERM (or Ctrl-C's SIGINT) to the launcher alone: it stops MLServer and exits."""

@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from attrition_runtime.wire import DEFAULT_PORTS
+
+pytestmark = pytest.mark.unit
 
 CLIENT_SIDE = (
     "attrition_runtime.client",

@@ -25,6 +25,8 @@ from attrition.training import data
 from attrition.training.features import preprocessor
 from attrition.training.search import Candidate, search_space, split
 
+pytestmark = pytest.mark.unit
+
 SEED = 0
 #: The documented bound (attrition/compiled.py); measured: 0 for linear, <= 6e-16 for trees.
 TOLERANCE = 1e-6

@@ -21,6 +21,8 @@ from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings
 from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports
 
+pytestmark = [pytest.mark.container, pytest.mark.server, pytest.mark.train]
+
 START_SH = ROOT / "runtime" / "container" / "start.sh"
 ALERT_RULES = ROOT / "kustomize" / "components" / "servicemonitor" / "prometheusrule.yaml"
 #: The folder of this interpreter's console scripts (``mlserver``), as /opt/venv/bin is in the image.

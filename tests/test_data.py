@@ -9,6 +9,8 @@ import pytest
 from attrition.contract.schema import DROPPED_COLUMNS, FEATURES, RAW_COLUMNS, TARGET
 from attrition.training import data
 
+pytestmark = pytest.mark.unit
+
 
 def test_loads_the_shared_copy():
     features, target = data.load()

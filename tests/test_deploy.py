@@ -21,6 +21,8 @@ from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSe
 from attrition_runtime.wire import DEFAULT_PORTS
 from attrition_tools.serve import SERVED_MODEL_NAME
 
+pytestmark = pytest.mark.deploy
+
 #: kubectl, check-jsonschema and hadolint come with the dev extras, beside this interpreter.
 BIN = Path(sys.executable).parent
 KUSTOMIZE = ROOT / "kustomize"

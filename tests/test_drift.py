@@ -14,6 +14,8 @@ from attrition.serving.drift import DriftTest
 from attrition.training import data
 from attrition.training.search import split
 
+pytestmark = pytest.mark.unit
+
 SEED = 0
 #: Measured: 0 (both round to float32 from the same scipy distributions).
 TOLERANCE = 1e-9

@@ -10,6 +10,8 @@ from attrition.serving.attributions import background_rows
 from attrition.training import data
 from attrition.training.search import Candidate, split
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def splits():

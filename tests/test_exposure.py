@@ -25,6 +25,8 @@ from conftest import ROOT
 
 from attrition_runtime.settings import RuntimeSettings
 
+pytestmark = pytest.mark.deploy
+
 BIN = Path(sys.executable).parent
 KUSTOMIZE = ROOT / "kustomize"
 OVERLAYS = ("staging", "production")

@@ -24,6 +24,8 @@ from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
 from attrition_runtime.wire import model_path
 from attrition_tools.serve import SERVED_MODEL_NAME, Server, free_ports
 
+pytestmark = [pytest.mark.server, pytest.mark.train]
+
 ANCHOR_BUDGET_S = 2.0
 
 

@@ -8,6 +8,8 @@ import pytest
 from attrition.contract.trust import MIN_DRIFT_ROWS
 from attrition_runtime.monitoring import DriftWindow
 
+pytestmark = pytest.mark.unit
+
 
 def _rows(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(n * 30, dtype=float).reshape(n, 30), np.zeros(n, dtype=bool)

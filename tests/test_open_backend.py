@@ -21,6 +21,8 @@ from attrition_runtime.client import triton_inputs, v2_request
 from attrition_runtime.wire import model_path
 from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports
 
+pytestmark = [pytest.mark.container, pytest.mark.server, pytest.mark.train]
+
 OPEN_MODEL = f"{config.MODEL_NAME}-open"
 
 

@@ -18,6 +18,8 @@ from attrition.contract.schema import (
 )
 from attrition.training import data
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def features() -> pd.DataFrame:

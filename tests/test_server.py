@@ -20,6 +20,8 @@ from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
 from attrition_tools.bad_requests import BAD_REQUESTS
 from attrition_tools.serve import SERVED_MODEL_NAME
 
+pytestmark = [pytest.mark.server, pytest.mark.train]
+
 
 def http_infer(server, rows: list[dict], parameters: dict | None = None):
     client = httpclient.InferenceServerClient(server.http_url.removeprefix("http://"))

@@ -10,6 +10,8 @@ import pytest
 
 from attrition_tools import soak
 
+pytestmark = [pytest.mark.server, pytest.mark.train]
+
 SECONDS = 30.0
 
 

@@ -28,6 +28,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
+pytestmark = pytest.mark.deploy
+
 BIN = Path(sys.executable).parent
 SECURITY_VENV = Path(os.environ.get("ATTRITION_SECURITY_VENV", ROOT / ".venv-security"))
 CHECKOV = SECURITY_VENV / "bin" / "checkov"

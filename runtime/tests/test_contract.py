@@ -32,6 +32,8 @@ from attrition_runtime.settings import RuntimeSettings
 from attrition_runtime.wire import V2_DATATYPES
 from attrition_tools.bad_requests import BAD_REQUESTS, edit
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ROWS = RuntimeSettings().max_batch_rows
 

@@ -277,27 +277,26 @@ class Traffic:
     classes: Counter = field(default_factory=Counter)
 
 
-async def drive(
-    http_url: str, grpc_address: str, settings: SoakSettings, pools, started: float, progress
-) -> Traffic:
-    """``settings.concurrency`` closed-loop clients until the deadline; every answer classified."""
-    import aiohttp
-    from tritonclient.grpc import aio as grpc_client
+class _Clients:
+    """The soak's closed-loop clients over one REST session and one gRPC channel: each ``send`` draws
+    a request, sends it by its protocol, classifies the answer and records it in ``traffic``."""
 
-    url = f"{http_url}{model_path(SERVED_MODEL_NAME, 'infer')}"
-    headers = {"Content-Type": "application/json"}
-    rng = random.Random(settings.seed + 1)
-    traffic = Traffic()
-    deadline = started + settings.seconds
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    def __init__(self, http_url: str, settings: SoakSettings, pools, started: float, session, client):
+        self.url = f"{http_url}{model_path(SERVED_MODEL_NAME, 'infer')}"
+        self.settings, self.pools, self.started = settings, pools, started
+        self.deadline = started + settings.seconds
+        self.rng = random.Random(settings.seed + 1)
+        self.session, self.client = session, client
+        self.traffic = Traffic()
 
-    async def rest(session, request: Request) -> Outcome:
-        async with session.post(url, data=request.body, headers=headers) as response:
+    async def rest(self, request: Request) -> Outcome:
+        headers = {"Content-Type": "application/json"}
+        async with self.session.post(self.url, data=request.body, headers=headers) as response:
             return rest_outcome(request, response.status, response.headers, await response.read())
 
-    async def grpc(client, request: Request) -> Outcome:
+    async def grpc(self, request: Request) -> Outcome:
         try:
-            result = await client.infer(
+            result = await self.client.infer(
                 SERVED_MODEL_NAME,
                 request.grpc_inputs,
                 parameters=request.parameters,
@@ -310,41 +309,52 @@ async def drive(
         explanation = result.as_numpy(EXPLANATION.name) if request.parameters else None
         return _checked(request, result.as_numpy(PROBABILITY), explanation, "OK")
 
-    async def report_progress() -> None:
-        step = settings.seconds / settings.slices
-        for i in range(1, settings.slices):
-            await asyncio.sleep(max(started + i * step - time.perf_counter(), 0))
-            errors = sum(n for c, n in traffic.classes.items() if c not in FINE)
-            progress(f"soak: {i * step:5.0f}s {len(traffic.records):7d} requests, {errors} errors")
+    async def send(self) -> None:
+        import aiohttp
 
+        request, protocol = draw(self.rng, self.settings, self.pools)
+        t = time.perf_counter()
+        try:
+            outcome = await (self.grpc(request) if protocol == "grpc" else self.rest(request))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            outcome = Outcome("transport", type(error).__name__, str(error)[:300])
+        done = time.perf_counter()
+        self.traffic.records.append(Record(t - self.started, done - t, request.kind, protocol, outcome))
+        self.traffic.classes[outcome.cls] += 1
+        if outcome.cls == "shed":  # a well-behaved client waits as told (never past the deadline)
+            await asyncio.sleep(min(outcome.retry_after, max(self.deadline - done, 0)))
+
+    async def report_progress(self, progress) -> None:
+        step = self.settings.seconds / self.settings.slices
+        for i in range(1, self.settings.slices):
+            await asyncio.sleep(max(self.started + i * step - time.perf_counter(), 0))
+            errors = sum(n for c, n in self.traffic.classes.items() if c not in FINE)
+            progress(f"soak: {i * step:5.0f}s {len(self.traffic.records):7d} requests, {errors} errors")
+
+
+async def drive(
+    http_url: str, grpc_address: str, settings: SoakSettings, pools, started: float, progress
+) -> Traffic:
+    """``settings.concurrency`` closed-loop clients until the deadline; every answer classified."""
+    import aiohttp
+    from tritonclient.grpc import aio as grpc_client
+
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=settings.concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         client = grpc_client.InferenceServerClient(grpc_address)
-
-        async def send() -> None:
-            request, protocol = draw(rng, settings, pools)
-            t = time.perf_counter()
-            try:
-                outcome = await (grpc(client, request) if protocol == "grpc" else rest(session, request))
-            except (aiohttp.ClientError, TimeoutError) as error:
-                outcome = Outcome("transport", type(error).__name__, str(error)[:300])
-            done = time.perf_counter()
-            traffic.records.append(Record(t - started, done - t, request.kind, protocol, outcome))
-            traffic.classes[outcome.cls] += 1
-            if outcome.cls == "shed":  # a well-behaved client waits as told (never past the deadline)
-                await asyncio.sleep(min(outcome.retry_after, max(deadline - done, 0)))
-
+        clients = _Clients(http_url, settings, pools, started, session, client)
         try:
-            remaining = deadline - time.perf_counter()
+            remaining = clients.deadline - time.perf_counter()
             # In-flight calls end by their own timeout before this one.
             async with asyncio.timeout(remaining + REQUEST_TIMEOUT_S + 10):
                 await asyncio.gather(
-                    closed_loop(send, settings.concurrency, sys.maxsize, remaining, warmup=0),
-                    report_progress(),
+                    closed_loop(clients.send, settings.concurrency, sys.maxsize, remaining, warmup=0),
+                    clients.report_progress(progress),
                 )
         finally:
             await client.close()
-    return traffic
+    return clients.traffic
 
 
 def served_model(http_url: str) -> dict:

@@ -8,12 +8,15 @@ fits it (same estimator, same parameters, same seed), with alibi-detect's score
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from attrition.backends.base import FittedOutliers, TrustBackend, register
 from attrition.contract.trust import OUTLIER_PERCENTILE
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 #: alibi-detect IForest's defaults (n_estimators, max_samples, max_features, bootstrap, n_jobs).
 FOREST_PARAMS = {
@@ -27,6 +30,8 @@ FOREST_PARAMS = {
 
 def fit_isolation_forest(reference_codes: np.ndarray, seed: int = 0) -> tuple[IsolationForest, float]:
     """The fitted forest and its flag threshold (the training scores' OUTLIER_PERCENTILE)."""
+    from sklearn.ensemble import IsolationForest  # training only: the registry imports this module
+
     forest = IsolationForest(**FOREST_PARAMS, random_state=seed).fit(reference_codes)
     return forest, float(np.percentile(score(forest, reference_codes), OUTLIER_PERCENTILE))
 

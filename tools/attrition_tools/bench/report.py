@@ -140,9 +140,16 @@ def _table(header: list[str], lines: list[list]) -> list[str]:
 
 
 def markdown(report: Report) -> str:
+    sections = (_header, _ours_vs_bare, _ours_vs_in_process, _large_over_small, _explain_startup_memory,
+                _profile, _batch, _targets)  # fmt: skip
+    return "\n".join(line for section in sections for line in section(report)) + "\n"
+
+
+def _header(report: Report) -> list[str]:
+    """The run: machine, model, settings, and how to read the numbers."""
     m, s = report["machine"], report["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    lines = [
+    return [
         f"# Benchmark{' (quick smoke run)' if report['quick'] else ''}: {report['date']}",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {versions}; "
@@ -160,6 +167,11 @@ def markdown(report: Report) -> str:
         "## Ours (full answer) vs bare MLServer (classifier only)",
         "",
     ]
+
+
+def _ours_vs_bare(report: Report) -> list[str]:
+    """Ours (full answer) against bare MLServer (classifier only), cell by cell."""
+    lines: list[str] = []
     table = []
     for r in report["ratios"]["ours_over_bare"]:
         key = (r["protocol"], r["rows_per_request"], r["concurrency"])
@@ -196,6 +208,12 @@ def markdown(report: Report) -> str:
         ],
         table,
     )
+    return lines
+
+
+def _ours_vs_in_process(report: Report) -> list[str]:
+    """Ours against validation and scoring in process."""
+    lines: list[str] = []
     lines += ["", "## Ours vs in-process (validation + `TrustBundle.score_codes`)", ""]
     table = []
     for r in report["ratios"]["ours_over_in_process"]:
@@ -203,11 +221,23 @@ def markdown(report: Report) -> str:
         ours = _find(report["rows"], "ours", r["protocol"], r["rows_per_request"], 1)
         table.append([r["protocol"], r["rows_per_request"], local["p50_ms"], ours["p50_ms"], r["p50"]])
     lines += _table(["protocol", "rows", "in-process p50 ms", "ours p50 ms", "ratio"], table)
+    return lines
+
+
+def _large_over_small(report: Report) -> list[str]:
+    """Large over small requests."""
+    lines: list[str] = []
     lines += ["", "## Large over small requests (p50 of 1,000 rows / p50 of 1 row, concurrency 1)", ""]
     lines += _table(
         ["server", "protocol", "ratio"],
         [[r["server"], r["protocol"], r["p50"]] for r in report["ratios"]["large_over_small"]],
     )
+    return lines
+
+
+def _explain_startup_memory(report: Report) -> list[str]:
+    """Explanations, the drift test, start-up and memory."""
+    lines: list[str] = []
     e, st, mem = report["explain"], report["startup"], report["memory"]
     lines += ["", "## Explanations, start-up, memory", ""]
     lines += _table(
@@ -231,6 +261,12 @@ def markdown(report: Report) -> str:
             ],
         ],
     )
+    return lines
+
+
+def _profile(report: Report) -> list[str]:
+    """Where a one-row request's time goes."""
+    lines: list[str] = []
     profile = report["profile"]
     ours_rest = _find(report["rows"], "ours", "rest", 1, 1)
     lines += ["", "## Where a one-row request's time goes (our runtime's steps, in process, µs)", ""]
@@ -240,6 +276,12 @@ def markdown(report: Report) -> str:
         mlserver = ours_rest["p50_ms"] * 1000 - profile["total, ours"]
         rows.append(["of which MLServer's (parsing, the hop to the worker and back)", round(mlserver, 1)])
     lines += _table(["step", "µs"], rows)
+    return lines
+
+
+def _batch(report: Report) -> list[str]:
+    """Batch scoring on Spark and with pandas, when the run measured it."""
+    lines: list[str] = []
     batch = report.get("batch")
     if batch:
         spark, pandas = batch["spark"], batch["pandas"]
@@ -254,6 +296,12 @@ def markdown(report: Report) -> str:
                 ["pandas, as attrition predict", pandas["cores"], pandas["seconds"], pandas["rows_per_s"]],
             ],
         )  # fmt: skip
+    return lines
+
+
+def _targets(report: Report) -> list[str]:
+    """The targets, reported and not asserted."""
+    lines: list[str] = []
     lines += ["", "## Targets (reported, not asserted)", ""]
     lines += _table(
         ["target", "goal", "measured", "met"],
@@ -267,4 +315,4 @@ def markdown(report: Report) -> str:
             for t in report["targets"]
         ],
     )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -61,23 +61,8 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     trust_bundle = bundle_module.load(uri)
     server_settings = json.loads((SERVER_DIR / "settings.json").read_text())
     workers = max(int(server_settings.get("parallel_workers", 1)), 1)
-    report["settings"] = {
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
-        "server": server_settings,
-        "model": {
-            "uri": uri,
-            "family": trust_bundle.info.model_family,
-            "version": registry.version_of(uri),
-            "scoring": trust_bundle.scoring,
-        },
-        "clients": {
-            "rest": f"aiohttp {version('aiohttp')} (JSON)",
-            "grpc": f"tritonclient {version('tritonclient')} (grpc.aio)",
-        },
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
+    report["settings"] = _settings(settings, server_settings, uri, trust_bundle)
     workload = Workload.build(settings)
-
     progress("bench: where a one-row request's time goes in our runtime ...")
     profiled = subprocess.run(
         [sys.executable, "-m", "attrition_tools.bench.profile", uri],
@@ -88,25 +73,8 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     report["profile"] = json.loads(profiled.stdout.strip().splitlines()[-1])
     progress("bench: in-process scoring ...")
     local_rows, local_drift, local_explain = in_process(trust_bundle, settings, workload)
-
-    with tempfile.TemporaryDirectory(prefix="attrition-bench-") as tmp:
-        tmp = Path(tmp)
-        model_dir = export_classifier(trust_bundle, tmp / "classifier")
-        del trust_bundle
-        progress("bench: bare MLServer (stock MLflowRuntime, classifier only) ...")
-        # Server's own command with the bare settings folder instead of SERVER_DIR.
-        bare_folder = bare_settings_folder(model_dir, tmp / "bare")
-        stock = mlserver_command(bare_folder, stock=True)
-        bare = run_server(
-            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=stock),
-            "bare", settings, workload, None, workers,
-        )  # fmt: skip
-        progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
-        ours = run_server(
-            Server(uri, ports=free_ports(), log_path=tmp / "ours.log"),
-            "ours", settings, workload, ROW_OUTPUTS[0].name, workers,  # probability
-        )  # fmt: skip
-
+    bare, ours = _servers(trust_bundle, uri, settings, workload, workers, progress)
+    del trust_bundle
     report["batch"] = None
     if not settings.quick:  # Spark's start alone takes longer than a whole quick run
         from attrition_tools.bench import spark
@@ -126,6 +94,47 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "latest.md").write_text(markdown(report))
     return report
+
+
+def _settings(settings: BenchSettings, server_settings: dict, uri: str, trust_bundle) -> dict:
+    """What the run measured with: its own settings, the server's, the model and the clients."""
+    return {
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
+        "server": server_settings,
+        "model": {
+            "uri": uri,
+            "family": trust_bundle.info.model_family,
+            "version": registry.version_of(uri),
+            "scoring": trust_bundle.scoring,
+        },
+        "clients": {
+            "rest": f"aiohttp {version('aiohttp')} (JSON)",
+            "grpc": f"tritonclient {version('tritonclient')} (grpc.aio)",
+        },
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def _servers(trust_bundle, uri: str, settings: BenchSettings, workload, workers: int, progress):
+    """Bare MLServer (the stock MLflowRuntime serving the classifier alone), then ours, one after
+    the other on free ports."""
+    with tempfile.TemporaryDirectory(prefix="attrition-bench-") as tmp:
+        tmp = Path(tmp)
+        model_dir = export_classifier(trust_bundle, tmp / "classifier")
+        progress("bench: bare MLServer (stock MLflowRuntime, classifier only) ...")
+        # Server's own command with the bare settings folder instead of SERVER_DIR.
+        bare_folder = bare_settings_folder(model_dir, tmp / "bare")
+        stock = mlserver_command(bare_folder, stock=True)
+        bare = run_server(
+            Server("", ports=free_ports(), log_path=tmp / "bare.log", command=stock),
+            "bare", settings, workload, None, workers,
+        )  # fmt: skip
+        progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
+        ours = run_server(
+            Server(uri, ports=free_ports(), log_path=tmp / "ours.log"),
+            "ours", settings, workload, ROW_OUTPUTS[0].name, workers,  # probability
+        )  # fmt: skip
+    return bare, ours
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,35 +50,16 @@ def synthetic_rows(rows: int, seed: int = 0) -> pd.DataFrame:
 
 def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int = 0) -> dict:
     """Score ``rows`` synthetic rows on local Spark (``cores`` cores) and with pandas; rows/second."""
-    from attrition import batch, config, registry
+    from attrition import config, registry
     from attrition.bundle import load
     from attrition.contract.schema import FEATURES, frame_codes
-    from attrition.training import data
     from attrition_tools.serve import ensure_model
 
     config.configure_mlflow()
     uri = registry.pin(ensure_model(progress=lambda _: None)).uri
     frame = synthetic_rows(rows, seed)
-    with tempfile.TemporaryDirectory(prefix="attrition-spark-bench-") as tmp:
-        source = Path(tmp) / "employees.parquet"
-        frame.to_parquet(source, index=False, row_group_size=128 * 1024)
-        warmup = Path(tmp) / "warmup.parquet"
-        data.load_raw().to_parquet(warmup, index=False)
-
-        spark = batch.local_spark(cores=cores, memory=memory, app_name="attrition-spark-bench")
-        try:
-            start = time.perf_counter()
-            batch.score_table(spark, str(warmup), uri, run_name="spark-bench-warmup")
-            warmup_s = time.perf_counter() - start
-            start = time.perf_counter()
-            report = batch.score_table(spark, str(source), uri, run_name="spark-bench")
-            spark_s = time.perf_counter() - start
-            udf_s = _udf_only(spark, str(source), uri)
-            partitions = spark.read.parquet(str(source)).rdd.getNumPartitions()
-            spark_version = spark.version
-            java_version = spark.sparkContext._jvm.System.getProperty("java.version")
-        finally:
-            spark.stop()
+    spark_run = _on_spark(frame, uri, cores, memory)
+    report = spark_run.pop("report")
     assert report.rows_scored == rows, report.summary()
 
     bundle = load(uri)
@@ -92,27 +73,58 @@ def measure(rows: int = 1_000_000, cores: int = 2, memory: str = "2g", seed: int
         "spark": {
             "cores": cores,
             "driver_memory": memory,
-            "input_partitions": partitions,
-            "seconds": round(spark_s, 2),
-            "rows_per_s": round(rows / spark_s),
-            "udf_only_seconds": round(udf_s, 2),
-            "udf_only_rows_per_s": round(rows / udf_s),
-            "first_call_seconds_1470_rows": round(warmup_s, 2),
+            "input_partitions": spark_run["partitions"],
+            "seconds": round(spark_run["spark_s"], 2),
+            "rows_per_s": round(rows / spark_run["spark_s"]),
+            "udf_only_seconds": round(spark_run["udf_s"], 2),
+            "udf_only_rows_per_s": round(rows / spark_run["udf_s"]),
+            "first_call_seconds_1470_rows": round(spark_run["warmup_s"], 2),
             "drift": f"{report.drift.method} on {report.drift.rows} rows: is_drift={report.drift.is_drift}",
             "run_id": report.run_id,
         },
         "pandas": {"cores": 1, "seconds": round(pandas_s, 2), "rows_per_s": round(rows / pandas_s)},
-        "spark_over_pandas": round(pandas_s / spark_s, 2),
+        "spark_over_pandas": round(pandas_s / spark_run["spark_s"], 2),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
-            "pyspark": spark_version,
-            "java": f"{java_version} ({os.environ.get('JAVA_HOME', '')})",
+            "pyspark": spark_run["spark_version"],
+            "java": f"{spark_run['java_version']} ({os.environ.get('JAVA_HOME', '')})",
             "mlflow": version("mlflow"),
             "scikit-learn": version("scikit-learn"),
         },
     }
+
+
+def _on_spark(frame, uri: str, cores: int, memory: str) -> dict:
+    """score_table on the rows written as Parquet (after a warm-up on the data set), then the UDF alone."""
+    from attrition import batch
+    from attrition.training import data
+
+    with tempfile.TemporaryDirectory(prefix="attrition-spark-bench-") as tmp:
+        source = Path(tmp) / "employees.parquet"
+        frame.to_parquet(source, index=False, row_group_size=128 * 1024)
+        warmup = Path(tmp) / "warmup.parquet"
+        data.load_raw().to_parquet(warmup, index=False)
+        spark = batch.local_spark(cores=cores, memory=memory, app_name="attrition-spark-bench")
+        try:
+            start = time.perf_counter()
+            batch.score_table(spark, str(warmup), uri, run_name="spark-bench-warmup")
+            warmup_s = time.perf_counter() - start
+            start = time.perf_counter()
+            report = batch.score_table(spark, str(source), uri, run_name="spark-bench")
+            spark_s = time.perf_counter() - start
+            return {
+                "report": report,
+                "warmup_s": warmup_s,
+                "spark_s": spark_s,
+                "udf_s": _udf_only(spark, str(source), uri),
+                "partitions": spark.read.parquet(str(source)).rdd.getNumPartitions(),
+                "spark_version": spark.version,
+                "java_version": spark.sparkContext._jvm.System.getProperty("java.version"),
+            }
+        finally:
+            spark.stop()
 
 
 def _udf_only(spark, source: str, uri: str) -> float:
