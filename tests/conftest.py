@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+from helpers import ANCHOR_BUDGET_S, SHARED_DATA
 
 # Set before the project is imported (and inherited by notebook kernels run by nbval).
 if not os.environ.get("ATTRITION_DATA_DIR") and SHARED_DATA.exists():
@@ -27,10 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.book)
-
-
-#: A short anchor budget for the test server, so that tests can watch the budget hold.
-ANCHOR_BUDGET_S = 3.0
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ROOT
 
 import attrition.bundle
 
 pytestmark = pytest.mark.unit
 
-ASSET = Path(__file__).parent / "assets" / "bundle-flat-package.tar.xz"
+ASSET = ROOT / "tests" / "assets" / "bundle-flat-package.tar.xz"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_a_bundle_logged_by_the_flat_package_gives_the_same_answers(legacy):
     # not by the copy of the old code inside the bundle.
     python_model = model.unwrap_python_model()
     assert type(python_model) is attrition.bundle.AttritionModel
-    assert Path(attrition.bundle.__file__).parent.parent == Path(__file__).parents[1] / "models" / "attrition"
+    assert Path(attrition.bundle.__file__).parent.parent == ROOT / "models" / "attrition"
     rows = pd.read_csv(legacy / "rows.csv")
     expected = pd.DataFrame(json.loads((legacy / "expected.json").read_text()))
     got = model.predict(rows, params={"explain": "attributions", "drift": True})

@@ -132,7 +132,7 @@ def test_isolation_forest_score_and_flags_equal_alibi_detect(alibi_forest, all_r
 
 
 def test_open_backend_forest_equals_alibi_detects_for_the_same_seed(alibi_forest, train_codes, all_rows):
-    """Issue 13: a bundle trained with --trust open scores outliers exactly as one trained with alibi."""
+    """A bundle trained with --trust open scores outliers exactly as one trained with alibi."""
     seed, detector = alibi_forest
     forest, threshold = outliers.fit_isolation_forest(train_codes, seed)
     codes = all_rows[1]

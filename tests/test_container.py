@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.bundle import export

@@ -14,7 +14,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 from kubernetes_validate.utils import latest_version
 
 from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings, env_name

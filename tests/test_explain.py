@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from alibi.explainers import KernelShap, TreeShap
 
 from attrition.backends.alibi import explain
 from attrition.contract.schema import FEATURES, to_codes, validate_features
@@ -28,7 +29,7 @@ def test_tree_shap_groups_one_hot_columns_back_to_features(splits):
     )
     codes = to_codes(validate_features(X_train))
     explainer = explain.fit_attributions(forest, codes)
-    assert type(explainer).__name__ == "TreeShap"
+    assert isinstance(explainer, TreeShap)
     rows = validate_features(X_test.head(5))
     explanations = explain.attributions(explainer, forest, to_codes(rows))
     probability = forest.predict_proba(rows)[:, 1]
@@ -42,8 +43,17 @@ def test_tree_shap_groups_one_hot_columns_back_to_features(splits):
         )
 
 
-def test_kernel_shap_is_chosen_for_linear_models(splits):
-    X_train, _, y_train, _ = splits
+def test_kernel_shap_on_the_log_odds_is_chosen_for_linear_models(splits):
+    X_train, X_test, y_train, _ = splits
     linear = Candidate("logistic_regression", {"C": 0.3}).build().fit(X_train, y_train)
     explainer = explain.fit_attributions(linear, background_rows(to_codes(validate_features(X_train))))
-    assert type(explainer).__name__ == "KernelShap"
+    assert isinstance(explainer, KernelShap)
+    rows = validate_features(X_test.head(3))
+    explanations = explain.attributions(explainer, linear, to_codes(rows))
+    log_odds = linear.decision_function(rows)
+    for explanation, logit in zip(explanations, log_odds, strict=True):
+        assert explanation["method"] == "KernelShap" and explanation["scale"] == "log-odds"
+        assert list(explanation["attributions"]) == list(FEATURES)
+        # KernelShap's values add up (its efficiency constraint): base value + attributions = the logit.
+        total = explanation["base_value"] + sum(explanation["attributions"].values())
+        assert total == pytest.approx(logit, abs=1e-4)  # 30 values rounded to 6 decimals

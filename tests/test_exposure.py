@@ -1,4 +1,4 @@
-"""What the rendered overlays expose and how their pods come and go (issue 11), checked offline.
+"""What the rendered overlays expose and how their pods come and go, checked offline.
 
 The Ingress routes three exact paths of the one model, never MLServer's repository API (which loads
 and unloads models without authentication), with TLS, authentication, rate and body-size limits.
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from attrition_runtime.settings import RuntimeSettings
 
@@ -182,7 +182,7 @@ def test_ingress_routes_only_the_model_behind_tls(rendered, overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_ingress_requires_authentication(rendered, overlay):
-    """Required in production (issue 11); staging shares the component, so it is required there too."""
+    """Required in production; staging shares the component, so it is required there too."""
     assert check_authentication(one(rendered[overlay], "Ingress")) == []
 
 

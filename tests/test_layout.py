@@ -9,12 +9,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from attrition import backends
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "models" / "attrition"
 #: Where the rule on function length holds (what ships and what the tools run).
 CODE = ("models", "runtime", "tools")

@@ -12,7 +12,7 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import ROOT
+from helpers import ROOT
 
 from attrition import bundle, config
 from attrition.contract.schema import FEATURES

@@ -11,11 +11,12 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import ANCHOR_BUDGET_S
+from helpers import ANCHOR_BUDGET_S
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
-from attrition.contract.schema import CATEGORICAL, FEATURES
+from attrition.contract.outputs import ALL_OUTPUTS
+from attrition.contract.schema import CATEGORICAL, FEATURES, NEGATIVE_LABEL, POSITIVE_LABEL
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
 from attrition_tools.bad_requests import BAD_REQUESTS
 from attrition_tools.serve import SERVED_MODEL_NAME
@@ -68,9 +69,7 @@ def test_health_and_metadata(server):
     assert list(inputs) == list(FEATURES)
     assert inputs["OverTime"]["datatype"] == "BYTES" and inputs["Age"]["datatype"] == "FP64"
     assert inputs["JobRole"]["parameters"]["allowed_values"] == list(CATEGORICAL["JobRole"])
-    assert {"probability", "is_outlier", "is_drift", "explanation"} <= {
-        o["name"] for o in metadata["outputs"]
-    }
+    assert [o["name"] for o in metadata["outputs"]] == [o.name for o in ALL_OUTPUTS]
     grpc = grpcclient.InferenceServerClient(server.grpc_address)
     assert grpc.is_server_ready() and len(grpc.get_model_metadata(SERVED_MODEL_NAME).inputs) == 30
 
@@ -79,7 +78,9 @@ def test_batch_gets_every_output_and_drift(server, test_rows):
     result = http_infer(server, test_rows)
     probability = result.as_numpy("probability")
     assert probability.shape == (40,) and ((probability >= 0) & (probability <= 1)).all()
-    assert set(result.as_numpy("prediction").astype(str)) <= {"Yes", "No"}
+    threshold = result.get_response()["parameters"]["decision_threshold"]
+    expected = np.where(probability >= threshold, POSITIVE_LABEL, NEGATIVE_LABEL)
+    assert result.as_numpy("prediction").astype(str).tolist() == expected.tolist()
     assert (
         result.as_numpy("outlier_score").dtype == np.float64 and result.as_numpy("is_outlier").dtype == bool
     )

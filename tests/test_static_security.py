@@ -1,4 +1,4 @@
-"""Static security analysis of what ships, offline (issue 11).
+"""Static security analysis of what ships, offline.
 
 - zizmor (offline) on .github (workflows and the Dependabot config): no finding above "low". The
   one in-file ignore is the workflow_run trigger of CD, whose gate job is checked here too.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.deploy
 

@@ -1,5 +1,5 @@
 """The soak (``make soak``): does the server keep answering, with flat latency and memory, over minutes of
-mixed traffic? Issue 12 asks for it because no soak had ever run.
+mixed traffic? The benchmark measures seconds; this measures whether minutes of load wear it down.
 
 Against a real server on 127.0.0.1 (started here with :class:`attrition_tools.serve.Server`, or any
 running one through :func:`soak`): 16 closed-loop clients (the benchmark's :func:`closed_loop`), each
@@ -494,7 +494,7 @@ def _count(report: dict, kinds, fine) -> tuple[int, int]:
 
 
 def checks(report: dict) -> list[dict]:
-    """Issue 12's bar for the soak; each with what was measured and the limit."""
+    """The soak's bar; each with what was measured and the limit."""
     classes = report["totals"]["classes"]
     scored, scoring_failed = _count(report, ("score-1", "score-100"), ("2xx",))
     explained, explain_failed = _count(report, ("explain",), ("2xx", "shed"))
