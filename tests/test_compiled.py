@@ -28,7 +28,7 @@ from attrition.training.search import Candidate, search_space, split
 pytestmark = pytest.mark.unit
 
 SEED = 0
-#: The documented bound (attrition/compiled.py); measured: 0 for linear, <= 6e-16 for trees.
+#: The documented bound (attrition.serving.compiled); measured: 0 for linear, <= 6e-16 for trees.
 TOLERANCE = 1e-6
 THRESHOLDS = (0.5, 0.3)
 
@@ -87,7 +87,7 @@ def fitted(request, splits) -> tuple[Pipeline, CompiledClassifier]:
 
 
 def test_the_search_includes_the_variants_serving_relies_on():
-    """Guards the parametrisation above: these are the structural options compiled.py handles."""
+    """Guards the parametrisation above: the structural options the compiled form handles."""
     seen = {(c.family, k, v) for c in CANDIDATES for k, v in c.params.items()}
     for family, key, values in [
         ("logistic_regression", "levels_as_categories", (True, False)),

@@ -163,7 +163,7 @@ class AttritionRuntime(MLflowRuntime):
                 )
             try:
                 # In a thread: anchors wait on a child process for seconds, and the worker must keep
-                # answering. Explainers are never shared by two requests at once (see bundle.py).
+                # answering. Explainers are never shared by two requests at once (TrustBundle).
                 return await asyncio.get_running_loop().run_in_executor(
                     None,
                     self.bundle.explain_codes,
