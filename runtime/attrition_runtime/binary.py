@@ -12,7 +12,8 @@ Imports neither mlserver nor tritonclient (see wire.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -35,6 +36,7 @@ DTYPES = {
     "FP64": "<f8",
 }
 _PREFIX = 4  # bytes of a BYTES element's length
+_LENGTH = struct.Struct("<I")
 
 
 class MalformedBody(ValueError):
@@ -114,7 +116,8 @@ def _binary_size(tensor: object, index: int) -> int | None:
 
 
 def decode_tensor(name: str, datatype: object, raw: memoryview) -> np.ndarray | list[bytes]:
-    """One tensor's bytes: a read-only numpy array, or for BYTES the list of its elements."""
+    """One tensor's bytes: a read-only numpy array, or for BYTES the list of its elements (pickled to the
+    worker as fast as an array would be, and decoded there by MLServer's string codec)."""
     if datatype == "BYTES":
         return unpack_bytes(name, raw)
     if datatype not in DTYPES:
@@ -130,18 +133,19 @@ def decode_tensor(name: str, datatype: object, raw: memoryview) -> np.ndarray | 
 
 def unpack_bytes(name: str, raw: memoryview) -> list[bytes]:
     """BYTES elements, each behind its 4-byte little-endian length."""
-    elements, offset, end = [], 0, len(raw)
-    lengths = raw.cast("B")
+    data, elements, offset = bytes(raw), [], 0
+    end, length = len(data), _LENGTH.unpack_from
+    append = elements.append
     while offset < end:
         if offset + _PREFIX > end:
             raise MalformedBody(f"{name}: BYTES data ends inside an element's 4-byte length")
-        size = int.from_bytes(lengths[offset : offset + _PREFIX], "little")
+        (size,) = length(data, offset)
         offset += _PREFIX
         if offset + size > end:
             raise MalformedBody(
                 f"{name}: a BYTES element of {size} bytes runs past its tensor's data ({end - offset} left)"
             )
-        elements.append(bytes(raw[offset : offset + size]))
+        append(data[offset : offset + size])
         offset += size
     return elements
 
@@ -176,9 +180,12 @@ def wants_binary(request_header: dict) -> tuple[bool, dict[str, bool]]:
     return every, each
 
 
-def encode_response(response: dict, every: bool, each: dict[str, bool]) -> tuple[bytes, int | None]:
+def encode_response(
+    response: dict, every: bool, each: dict[str, bool], dumps: Callable[[dict], bytes] | None = None
+) -> tuple[bytes, int | None]:
     """A V2 response (a dict, as MLServer dumps it) as a body: JSON alone when no output is asked for
-    as binary (length None), else the JSON header and the binary outputs after it (its length)."""
+    as binary (length None), else the JSON header and the binary outputs after it (its length).
+    ``dumps``: the server's JSON encoder (MLServer's, orjson), else the standard library's."""
     sections = []
     for output in response.get("outputs") or []:
         if not each.get(output["name"], every):
@@ -186,10 +193,14 @@ def encode_response(response: dict, every: bool, each: dict[str, bool]) -> tuple
         raw = pack_tensor(output["datatype"], output.pop("data"))
         output["parameters"] = {**(output.get("parameters") or {}), "binary_data_size": len(raw)}
         sections.append(raw)
-    header = json.dumps(response, separators=(",", ":"), default=_jsonable).encode()
+    header = (dumps or _dumps)(response)
     if not sections:
         return header, None
     return b"".join([header, *sections]), len(header)
+
+
+def _dumps(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=_jsonable).encode()
 
 
 def _jsonable(value: object) -> object:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
+from mlserver.codecs.json import encode_to_json_bytes
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, TensorData
 from pydantic import ValidationError
@@ -70,7 +71,8 @@ class BinaryTensors:
         every, each = binary.wants_binary(parsed)
         request = _request(parsed, arrays)
         response = await self.infer(request, unquote(name), unquote(version) if version else None)
-        return binary.encode_response(response.model_dump(exclude_unset=True, exclude_none=True), every, each)
+        dumped = response.model_dump(exclude_unset=True, exclude_none=True)
+        return binary.encode_response(dumped, every, each, encode_to_json_bytes)
 
 
 def _json(body: bytes) -> dict:

@@ -144,7 +144,7 @@ def _decode(request_input: RequestInput, n: int) -> np.ndarray:
 
 def _values(request_input: RequestInput, categorical: bool) -> np.ndarray:
     data = getattr(request_input.data, "root", request_input.data)
-    if isinstance(data, np.ndarray):  # binary tensor data, decoded at the REST edge: as it is
+    if isinstance(data, np.ndarray) and not categorical:  # binary tensor data, decoded at the REST edge
         return data.astype("float64")
     if categorical:
         return np.asarray(StringCodec.decode_input(request_input), dtype=object)

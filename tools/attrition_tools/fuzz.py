@@ -86,7 +86,7 @@ def lying_lengths(rng: random.Random, seeds: Seeds) -> Body:
 
 def lying_encodings(rng: random.Random, seeds: Seeds) -> Body:
     raw, headers = rng.choice([seeds.binary, (seeds.json, {"Content-Type": "application/json"})])
-    encoding = rng.choice(["gzip", "deflate", "br", "gzip, gzip", "identity", "x-gzip"])
+    encoding = rng.choice(["gzip", "deflate", "br", "gzip, gzip", "x-gzip", "compress"])
     if rng.random() < 0.5:
         raw = gzip.compress(raw)[: rng.randrange(5, 200)]
     return raw, {**headers, "Content-Encoding": encoding}
@@ -107,6 +107,14 @@ def bodies(seed: int, count: int, mutations=MUTATIONS) -> Iterator[Body]:
     rng, seeds = random.Random(seed), Seeds()
     for _ in range(count):
         yield rng.choice(mutations)(rng, seeds)
+
+
+def surely_bad(seed: int, count: int) -> list[Body]:
+    """Bodies no server may accept: the catalogue's byte-level cases and never-valid mutations."""
+    from attrition_tools.bad_requests import BAD_BODIES
+
+    catalogue = [build() for build, _, _ in BAD_BODIES.values()]
+    return catalogue + list(bodies(seed, max(count - len(catalogue), 0), SURELY_BAD))
 
 
 @dataclass
