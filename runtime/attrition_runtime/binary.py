@@ -35,6 +35,7 @@ DTYPES = {
     "FP32": "<f4",
     "FP64": "<f8",
 }
+ITEMSIZES = {datatype: np.dtype(dtype).itemsize for datatype, dtype in DTYPES.items()}
 _PREFIX = 4  # bytes of a BYTES element's length
 _LENGTH = struct.Struct("<I")
 
@@ -122,7 +123,7 @@ def decode_tensor(name: str, datatype: object, raw: memoryview) -> np.ndarray | 
         return unpack_bytes(name, raw)
     if datatype not in DTYPES:
         raise MalformedBody(f"{name}: datatype {datatype!r}; expected BYTES or one of {list(DTYPES)}")
-    itemsize = np.dtype(DTYPES[datatype]).itemsize
+    itemsize = ITEMSIZES[datatype]
     if len(raw) % itemsize:
         raise MalformedBody(
             f"{name}: binary_data_size {len(raw)} is not a whole number of {datatype} values "

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import orjson
 from mlserver.codecs.json import encode_to_json_bytes
 from mlserver.errors import MLServerError
-from mlserver.types import InferenceRequest, InferenceResponse, TensorData
+from mlserver.types import InferenceRequest, InferenceResponse
 from pydantic import ValidationError
 
 from attrition_runtime import binary
@@ -86,13 +86,13 @@ def _json(body: bytes) -> dict:
 
 
 def _request(parsed: dict, arrays: dict) -> InferenceRequest:
-    """The V2 request, its binary inputs' data the decoded arrays as they are (pydantic would copy a
-    numpy array into a list: they are validated with empty data and put in after)."""
+    """The V2 request, its binary inputs' data the decoded arrays themselves: validated with empty data
+    (pydantic would try each type of its union on an array: twice the time), then put in."""
     for index in arrays:
         parsed["inputs"][index]["data"] = []
     request = InferenceRequest.model_validate(parsed)
     for index, values in arrays.items():
-        request.inputs[index].data = TensorData.model_construct(values)
+        request.inputs[index].data.root = values
     return request
 
 
