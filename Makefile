@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve lock serve train test test-fast lint format book bench soak clean
+.PHONY: install install-serve install-clients lock serve train test test-fast lint format book bench soak clean
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -52,8 +52,20 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# The V2 clients' SDKs (kserve, tritonclient) as client developers install them, for tests/test_v2_clients.py:
+# kserve's pins clash with the project's, and its gRPC stubs with tritonclient's in one process.
+CLIENTS_VENV := .venv-clients
+export ATTRITION_CLIENTS_VENV := $(abspath $(CLIENTS_VENV))
+
+$(CLIENTS_VENV)/.stamp: tools/clients-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(CLIENTS_VENV)
+	$(UV) pip install --python $(CLIENTS_VENV)/bin/python --require-hashes --no-deps --compile-bytecode \
+		-r tools/clients-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
-install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
+install-clients: $(CLIENTS_VENV)/.stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock

@@ -25,6 +25,7 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     keys = {(r["server"], r["protocol"], r["rows_per_request"], r["concurrency"]) for r in report["rows"]}
     expected = {("in-process", None, 1, 1), ("in-process", None, 1000, 1)}
     expected |= {(s, p, n, c) for s in ("ours", "bare") for p in ("rest", "grpc") for n, c in SERVER_CELLS}
+    expected |= {("ours", "rest-binary", 1, 1), ("ours", "rest-binary", 1000, 1)}  # bare: a 500
     assert keys == expected
     for r in report["rows"]:
         assert r["n"] > 0 and all(_positive(r[k]) for k in ("p50_ms", "p99_ms", "rps")), r
@@ -52,7 +53,11 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert len(report["targets"]) == 11
     assert all(_positive(t["measured"]) and isinstance(t["met"], bool) for t in report["targets"])
 
+    binary = report["binary"]
+    assert [r["rows_per_request"] for r in binary["rows"]] == [1, 1000] and len(binary["goals"]) == 2
+    assert all(_positive(r[k]) for r in binary["rows"] for k in ("binary_over_json", "binary_over_bare_json"))
+
     assert json.loads((tmp_path / "latest.json").read_text()) == report
     markdown = (tmp_path / "latest.md").read_text()
     assert report["date"] in markdown and report["machine"]["cpu"] in markdown
-    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11 + 11  # 6 tables: header + rows
+    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11 + 11 + 3  # 7 tables: header + rows

@@ -15,11 +15,13 @@ pytestmark = pytest.mark.unit
 
 CLIENT_SIDE = (
     "attrition_runtime.client",
+    "attrition_runtime.binary",
     "attrition_runtime.wire",
     "attrition_runtime.settings",
     "attrition_runtime.monitoring",
     "attrition_tools.serve",
     "attrition_tools.bad_requests",
+    "attrition_tools.fuzz",
     "attrition_tools.bench",
     "attrition_tools.soak",
 )

@@ -6,11 +6,13 @@ tritonclient; only the server process imports mlserver.
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
 import numpy as np
 
 from attrition.contract.schema import CATEGORICAL, FEATURES
+from attrition_runtime.binary import BINARY_MEDIA_TYPE, HEADER_LENGTH, pack_bytes
 from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
 
 #: One employee (the first row of the IBM data set), for examples, smoke tests and the ready line.
@@ -74,18 +76,41 @@ def columns(rows: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
-def triton_inputs(rows: list[dict], protocol: ModuleType) -> list:
+def triton_inputs(rows: list[dict], protocol: ModuleType, binary: bool = True) -> list:
     """``InferInput`` objects for ``tritonclient.http`` or ``tritonclient.grpc`` (pass the module).
 
-    Over HTTP the data goes as JSON: MLServer does not implement Triton's binary tensor extension.
+    Over HTTP the data goes as binary tensors, tritonclient's default (the server speaks the binary
+    tensor data extension), or as JSON with ``binary=False``.
     """
     inputs = []
     for name, values in columns(rows).items():
         datatype = CATEGORICAL_DATATYPE if name in CATEGORICAL else NUMERIC_DATATYPE
         tensor = protocol.InferInput(name, [len(rows)], datatype)
         if protocol.__name__.endswith("http"):
-            tensor.set_data_from_numpy(values, binary_data=False)
+            tensor.set_data_from_numpy(values, binary_data=binary)
         else:
             tensor.set_data_from_numpy(values)
         inputs.append(tensor)
     return inputs
+
+
+def binary_request(
+    rows: list[dict], parameters: dict | None = None, binary_outputs: bool = False
+) -> tuple[bytes, dict[str, str]]:
+    """A V2 request body with every input as binary tensor data, and the headers it needs (what
+    tritonclient and kserve send by default; for clients that build bodies themselves)."""
+    header: dict = {"inputs": [], "parameters": dict(parameters or {})}
+    sections = []
+    for name, values in columns(rows).items():
+        if name in CATEGORICAL:
+            raw, datatype = pack_bytes(str(v) for v in values), CATEGORICAL_DATATYPE
+        else:
+            raw, datatype = values.astype("<f8").tobytes(), NUMERIC_DATATYPE
+        tensor = {"name": name, "datatype": datatype, "shape": [len(rows)]}
+        header["inputs"].append({**tensor, "parameters": {"binary_data_size": len(raw)}})
+        sections.append(raw)
+    if binary_outputs:
+        header["parameters"]["binary_data_output"] = True
+    encoded = json.dumps(header).encode()
+    headers = {"Content-Type": BINARY_MEDIA_TYPE, HEADER_LENGTH: str(len(encoded))}
+    return b"".join([encoded, *sections]), headers

@@ -131,10 +131,7 @@ def _decode(request_input: RequestInput, n: int) -> np.ndarray:
             name, f"datatype {datatype}; expected {NUMERIC_DATATYPE} (or {', '.join(NUMERIC_ACCEPTED[1:])})"
         )
     try:
-        if categorical:
-            values = np.asarray(StringCodec.decode_input(request_input), dtype=object)
-        else:
-            values = NumpyCodec.decode_input(request_input).astype("float64")
+        values = _values(request_input, categorical)
     except Exception as exc:  # malformed data for the declared datatype: MLServer's codecs raise anything
         raise InvalidInput(
             name, f"data does not match datatype {datatype} and shape {list(request_input.shape)}: {exc}"
@@ -143,6 +140,15 @@ def _decode(request_input: RequestInput, n: int) -> np.ndarray:
     if len(values) != n:
         raise InvalidInput(name, f"shape says {n} rows but data has {len(values)} values")
     return values
+
+
+def _values(request_input: RequestInput, categorical: bool) -> np.ndarray:
+    data = getattr(request_input.data, "root", request_input.data)
+    if isinstance(data, np.ndarray) and not categorical:  # binary tensor data, decoded at the REST edge
+        return data.astype("float64")
+    if categorical:
+        return np.asarray(StringCodec.decode_input(request_input), dtype=object)
+    return NumpyCodec.decode_input(request_input).astype("float64")
 
 
 def encode_scores(scores: Mapping[str, np.ndarray]) -> list[ResponseOutput]:

@@ -20,13 +20,14 @@ import numpy as np
 from fastapi import status
 from mlserver.errors import InferenceError, MLServerError
 from mlserver.logging import logger
-from mlserver.types import InferenceRequest, InferenceResponse, Parameters
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 from mlserver_mlflow import MLflowRuntime
 
 from attrition.contract.errors import BundleError, InvalidInput
 from attrition.contract.trust import Explain
 from attrition_runtime import contract
 from attrition_runtime.settings import RuntimeSettings
+from attrition_runtime.wire import REST_EXTENSIONS
 
 
 class InvalidRequest(InferenceError):
@@ -114,6 +115,13 @@ class AttritionRuntime(MLflowRuntime):
             + ")"
         )
         return True
+
+    async def metadata(self) -> MetadataModelResponse:
+        """MLServer's, and the REST extensions the server speaks beyond V2 JSON (clients check here)."""
+        metadata = await super().metadata()
+        content_type = metadata.parameters.content_type if metadata.parameters else None
+        metadata.parameters = Parameters(content_type=content_type, extensions=list(REST_EXTENSIONS))
+        return metadata
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         started = time.perf_counter()

@@ -12,7 +12,11 @@ production rollout needs (the container's entry point and the dev launcher both 
   200. Here they get 503 (gRPC UNAVAILABLE) with Retry-After, and readiness fails until the new worker
   has loaded the model.
 - **The REST front door** of :mod:`attrition_runtime.guard`: body size limit (413), management
-  endpoints closed to all but the pod's loopback (403), Retry-After on 429 and 503.
+  endpoints closed to all but the pod's loopback (403), Retry-After on 429 and 503, compressed bodies
+  inflated within the limit, unsupported media types refused (415).
+- **The binary tensor data extension** (:mod:`attrition_runtime.binary_rest`), next to MLServer's
+  routes, and validation errors that never echo the body (FastAPI's handler fails on bytes that are not
+  UTF-8: a 500): 400 for a body that is not JSON, 422 for JSON that is not a V2 request.
 
 Both reach into MLServer's server object (``_rest_server``, ``_grpc_server``, ``_model_registry``):
 mlserver is pinned exactly in pyproject.toml for that reason, and the tests exercise both paths.
@@ -28,15 +32,19 @@ import time
 
 import grpc
 from fastapi import status
+from fastapi.exceptions import RequestValidationError
 from mlserver import MLServer
 from mlserver.cli.serve import load_settings
 from mlserver.errors import MLServerError
 from mlserver.grpc.utils import STATUS_CODE_MAPPING
 from mlserver.logging import logger
 from mlserver.parallel.errors import WorkerStop
+from starlette.middleware import Middleware
 
+from attrition_runtime.binary_rest import BinaryTensors
 from attrition_runtime.guard import Guard
 from attrition_runtime.settings import RuntimeSettings
+from attrition_runtime.validation import refuse_invalid_body
 
 #: Exit status of a start whose model did not load.
 LOAD_FAILED = 3
@@ -93,9 +101,14 @@ class AttritionServer(MLServer):
 
             dispatcher.on_worker_stop, dispatcher.on_worker_ready = on_worker_stop, on_worker_ready
         # Before the app starts: Starlette builds its middleware stack on the first request.
-        self._rest_server._app.add_middleware(
+        app = self._rest_server._app
+        app.add_middleware(
             Guard, max_body_bytes=runtime_settings.max_body_bytes, available=lambda: self.scoring_available
         )
+        # Innermost (add_middleware puts a middleware outermost): MLServer's metrics, GZip and CORS
+        # middlewares see binary requests as they see JSON ones.
+        app.user_middleware.append(Middleware(BinaryTensors, infer=self._data_plane.infer))
+        app.add_exception_handler(RequestValidationError, refuse_invalid_body)
 
     def _guard_predict(self, model) -> None:
         """Requests that find no live worker get 503 instead of MLServer's 500: WorkerStop for those in

@@ -14,6 +14,10 @@ NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64",
 #: The V2 datatype of each kind of model output (attrition.contract.outputs).
 V2_DATATYPES: dict[Kind, str] = {"float64": "FP64", "str": "BYTES", "bool": "BOOL"}
 
+#: The REST extensions of the V2 protocol the server speaks (model metadata ``parameters.extensions``,
+#: and ``extensions`` of settings.json for the server metadata): binary tensors beside JSON.
+REST_EXTENSIONS = ("binary_tensor_data",)
+
 #: MLServer's own default ports (``mlserver.settings.Settings``), restated because clients must not
 #: import mlserver; tests/test_client_side.py checks them against MLServer's.
 DEFAULT_PORTS = {"http": 8080, "grpc": 8081, "metrics": 8082}

@@ -4,7 +4,8 @@ mixed traffic? The benchmark measures seconds; this measures whether minutes of 
 Against a real server on 127.0.0.1 (started here with :class:`attrition_tools.serve.Server`, or any
 running one through :func:`soak`): 16 closed-loop clients (the benchmark's :func:`closed_loop`), each
 request drawn at random: 1-row and 100-row scoring, 5% ``explain: true``, 10% bad bodies (malformed JSON,
-unknown category, NaN, missing input), over REST (aiohttp, V2 JSON) or gRPC (``tritonclient.grpc.aio``),
+unknown category, NaN, missing input, and byte-level ones: :func:`attrition_tools.fuzz.surely_bad`),
+over REST (aiohttp, V2 JSON) or gRPC (``tritonclient.grpc.aio``),
 built with the project's own client code. The process tree's RSS is sampled every second (the
 benchmark's :class:`RssSampler`).
 
@@ -49,6 +50,7 @@ from attrition.training import data
 # Not contract.py nor runtime.py: they import mlserver, whose gRPC stubs clash with tritonclient's.
 from attrition_runtime.client import triton_inputs, v2_request
 from attrition_runtime.wire import model_path
+from attrition_tools import fuzz
 from attrition_tools.bench.measure import MIB, RssSampler, closed_loop, machine, summarise
 from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, ensure_model, free_ports
 
@@ -62,7 +64,7 @@ PROBABILITY = ROW_OUTPUTS[0].name
 CLASSES = ("2xx", "2xx_wrong", "4xx_expected", "4xx_unexpected", "shed", "5xx", "transport")
 #: Classes that are no error: a valid 200, a bad body refused, an explanation shed with Retry-After.
 FINE = ("2xx", "4xx_expected", "shed")
-BAD_KINDS = ("bad-json", "bad-category", "bad-nan", "bad-missing")
+BAD_KINDS = ("bad-json", "bad-category", "bad-nan", "bad-missing", "bad-bytes")
 KINDS = ("score-1", "score-100", "explain", *BAD_KINDS)
 #: What the report holds (tests check each is there).
 SECTIONS = ("schema", "date", "settings", "machine", "model", "totals", "kinds", "slices", "rss")
@@ -100,6 +102,8 @@ class Request:
     body: bytes
     grpc_inputs: list | None
     parameters: dict | None = None
+    #: REST headers when not JSON's (the byte-level bad bodies)
+    headers: dict[str, str] | None = None
 
     @property
     def bad(self) -> bool:
@@ -139,6 +143,8 @@ def build_pools(settings: SoakSettings) -> dict[str, list[Request]]:
         pools["bad-missing"].append(without_age(row))
         truncated = _dumps(v2_request([row]))[: rng.randrange(1, 200)]
         pools["bad-json"].append(Request("bad-json", 1, truncated, None))  # JSON only exists over REST
+    for body, headers in fuzz.surely_bad(settings.seed, settings.pool):  # bytes exist over REST only
+        pools["bad-bytes"].append(Request("bad-bytes", 1, body, None, headers=headers))
     return pools
 
 
@@ -290,7 +296,7 @@ class _Clients:
         self.traffic = Traffic()
 
     async def rest(self, request: Request) -> Outcome:
-        headers = {"Content-Type": "application/json"}
+        headers = request.headers or {"Content-Type": "application/json"}
         async with self.session.post(self.url, data=request.body, headers=headers) as response:
             return rest_outcome(request, response.status, response.headers, await response.read())
 

@@ -140,7 +140,7 @@ class RssSampler:
 
 
 def rest_sender(session, url: str, body: dict, expect: str | None) -> Callable[[], Awaitable[None]]:
-    """POST a pre-serialised V2 JSON body. MLServer has no binary tensor extension over REST: JSON it is."""
+    """POST a pre-serialised V2 JSON body (binary tensors: attrition_tools.bench.binary)."""
     payload = json.dumps(body, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json"}
     checked = False
@@ -246,6 +246,8 @@ async def measure_server(
     import aiohttp
     from tritonclient.grpc import aio as grpc_client
 
+    from attrition_tools.bench import binary  # it builds on this module
+
     url = f"{server.http_url}{model_path(SERVED_MODEL_NAME, 'infer')}"
     cells = [(n, c) for n in settings.rows for c in settings.concurrency] + [(settings.large_rows, 1)]
     rows, explain = [], None
@@ -268,7 +270,8 @@ async def measure_server(
                         min(settings.warmup, 3) if slow else settings.warmup,
                     )
                     rows.append(row(name, protocol, n, concurrency, result))
-            if name == "ours":
+            if name == "ours":  # bare MLServer answers binary tensors with a 500
+                rows += await binary.measure(session, url, settings, workload.rows)
                 body = v2_request(workload.rows[1], {"explain": True})
                 send = rest_sender(session, url, body, EXPLANATION.name)
                 result = await closed_loop(

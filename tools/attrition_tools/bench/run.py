@@ -18,6 +18,7 @@ from attrition import bundle as bundle_module
 from attrition import config, registry
 from attrition.contract.outputs import ROW_OUTPUTS
 from attrition_runtime.settings import RuntimeSettings
+from attrition_tools.bench import binary
 from attrition_tools.bench.measure import (
     Workload,
     bare_settings_folder,
@@ -89,10 +90,11 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report["ratios"] = ratios(report, settings)
     report["targets"] = targets(report, settings)
+    report["binary"] = binary.section(report, settings)
     report["duration_s"] = round(time.monotonic() - begun, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "latest.md").write_text(markdown(report))
+    (out_dir / "latest.md").write_text(markdown(report) + binary.markdown(report))
     return report
 
 
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
     out = args.out or (Path(tempfile.gettempdir()) / "attrition-bench-quick" if args.quick else OUT_DIR)
     report = run(settings, out)
-    print("\n" + markdown(report))
+    print("\n" + markdown(report) + binary.markdown(report))
     print(f"written: {out / 'latest.json'}, {out / 'latest.md'} in {report['duration_s']:.0f}s")
     return 0
 

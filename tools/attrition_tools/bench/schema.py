@@ -108,3 +108,5 @@ class Report(TypedDict):
     memory: dict[str, Memory]
     ratios: Ratios
     targets: list[Target]
+    #: attrition_tools.bench.binary.section(): binary tensor rows beside JSON, their ratios and goals
+    binary: dict
