@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve lock serve train test lint format book bench soak clean
+.PHONY: install install-serve chromium lock serve train test lint format book bench soak clean
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -52,6 +52,16 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# The book's browser test (tests/test_book_pages.py, attrition_tools.book_check) drives Debian's
+# Chromium through the playwright wheel's driver; Playwright's own browser download is never used.
+# CHROMIUM names another Chromium or Chrome already installed (a CI runner's), and then nothing installs.
+CHROMIUM ?= /usr/bin/chromium
+export ATTRITION_CHROMIUM := $(CHROMIUM)
+
+chromium:  ## Debian's Chromium (and a font) for the browser test, through apt-get as root
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+
 install-serve: $(VENV)/.serve-stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
 
@@ -66,7 +76,7 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
+test: install chromium  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
@@ -82,10 +92,12 @@ format: install
 # The book trains, registers and promotes: it does so in a store of its own, not in mlflow/.
 BOOK_STORE := $(CURDIR)/book/_build/mlflow
 
-book: install  ## build the Jupyter Book (executes every chapter; warnings are errors)
+# Then every page in the browser, as the test does, with screenshots in book/_build/screenshots.
+book: install chromium  ## build the Jupyter Book (executes every chapter; warnings are errors), check its pages
 	@mkdir -p $(BOOK_STORE)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(BOOK_STORE)/mlflow.db} \
 		$(BIN)/jupyter-book build -W --keep-going book
+	$(BIN)/python -m attrition_tools.book_check
 
 bench: install  ## latency, throughput, start-up and memory vs bare MLServer
 	$(BIN)/python -m attrition_tools.bench
