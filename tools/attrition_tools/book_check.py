@@ -194,8 +194,9 @@ def page_problems(page, url: str, base: str, html_dir: Path, screenshot: Path | 
 def search_hits(page, base: str, term: str = SEARCH_TERM) -> int:
     """How many pages the book's own search page lists for ``term``."""
     page.goto(f"{base}search.html?q={term}", wait_until="load")
+    # Sphinx's search page creates the summary empty and writes it when the search has finished.
     page.wait_for_function(
-        "() => document.querySelector('#search-results .search-summary, #search-results p')",
+        "() => (document.querySelector('#search-results .search-summary')?.innerText || '').trim()",
         timeout=30_000,
     )
     return page.locator("#search-results ul.search li").count()
