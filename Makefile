@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve install-clients lock serve train test test-fast lint format book bench soak clean
+.PHONY: install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -63,6 +63,16 @@ $(CLIENTS_VENV)/.stamp: tools/clients-requirements.txt | $(UV)
 		-r tools/clients-requirements.txt
 	@touch $@
 
+# The book's browser test (tests/test_book_pages.py, attrition_tools.book_check) drives Debian's
+# Chromium through the playwright wheel's driver; Playwright's own browser download is never used.
+# CHROMIUM names another Chromium or Chrome already installed (a CI runner's), and then nothing installs.
+CHROMIUM ?= /usr/bin/chromium
+export ATTRITION_CHROMIUM := $(CHROMIUM)
+
+chromium:  ## Debian's Chromium (and a font) for the browser test, through apt-get as root
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+
 install-serve: $(VENV)/.serve-stamp
 install-clients: $(CLIENTS_VENV)/.stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp
@@ -78,7 +88,7 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
+test: install chromium  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
@@ -104,10 +114,14 @@ format: install
 # The book trains, registers and promotes: it does so in a store of its own, not in mlflow/.
 BOOK_STORE := $(CURDIR)/book/_build/mlflow
 
-book: install  ## build the Jupyter Book (executes every chapter; warnings are errors)
+# Then every page in the browser, as the test does, with screenshots in book/_build/screenshots; a
+# machine without the browser (a learner's laptop) gets the book unchecked, and is told so.
+book: install  ## build the Jupyter Book (executes every chapter; warnings are errors), check its pages
 	@mkdir -p $(BOOK_STORE)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(BOOK_STORE)/mlflow.db} \
 		$(BIN)/jupyter-book build -W --keep-going book
+	@if [ -x "$(CHROMIUM)" ]; then $(BIN)/python -m attrition_tools.book_check; \
+	else echo "pages not checked: no browser at $(CHROMIUM) (make chromium, or CHROMIUM=/path/to/chrome)"; fi
 
 bench: install  ## latency, throughput, start-up and memory vs bare MLServer
 	$(BIN)/python -m attrition_tools.bench

@@ -8,6 +8,7 @@ ready line with a curl example once the model answers, and stops MLServer on SIG
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shlex
@@ -196,6 +197,18 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_in_background(env: dict[str, str] | None = None) -> Server:
+    """A ready server for a notebook: the registered model (trained first if there is none) on free
+    ports of 127.0.0.1, its log in a temporary file (``server.log_path``), and the runtime settings in
+    ``env``. Stopped by ``server.stop()``, or when the interpreter exits if the notebook never gets there."""
+    config.configure_mlflow()
+    log_path = Path(tempfile.mkdtemp(prefix="attrition-book-")) / "mlserver.log"
+    server = Server(ensure_model(), ports=free_ports(), env=env, log_path=log_path)
+    server.__enter__()  # starts MLServer and waits until the model answers (stops it if it never does)
+    atexit.register(server.stop)
+    return server
 
 
 def curl_example(server: Server) -> str:
