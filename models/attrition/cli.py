@@ -1,4 +1,4 @@
-"""``attrition train | promote | export | predict | score-table``: the command line over the model code."""
+"""``attrition train | promote | export | predict | score-table | outcomes``: the command line."""
 
 from __future__ import annotations
 
@@ -178,6 +178,10 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--run-name", default="score-table", help="MLflow run name")
     score.add_argument("--cores", type=int, default=2, help="of the local Spark session, if one is started")
     score.set_defaults(func=_score_table)
+
+    from attrition.outcomes.command import add_parser as add_outcomes
+
+    add_outcomes(sub)
     return root
 
 
