@@ -52,8 +52,19 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# NannyML (tests/test_outcomes_cbpe.py: our CBPE equals NannyML's) pins versions and pulls libraries
+# the project does not want: a virtualenv of its own too, from a hashed requirements file.
+NANNYML_VENV := .venv-nannyml
+export ATTRITION_NANNYML_VENV := $(abspath $(NANNYML_VENV))
+
+$(NANNYML_VENV)/.stamp: tools/nannyml-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(NANNYML_VENV)
+	$(UV) pip install --python $(NANNYML_VENV)/bin/python --require-hashes --no-deps \
+		-r tools/nannyml-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
-install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(NANNYML_VENV)/.stamp
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock
