@@ -254,3 +254,4 @@ def test_estimated_performance_gauges_are_cbpe_on_the_window(server, release):
     for metric in cbpe.ESTIMATED:
         assert values[(f"attrition_estimated_{metric}", ())] == pytest.approx(expected[metric], abs=1e-9)
     assert 0.5 < values[("attrition_estimated_roc_auc", ())] < 1
+    assert values[("attrition_training_cv_roc_auc", ())] == pytest.approx(release.cv_roc_auc)

@@ -19,12 +19,14 @@ from attrition.outcomes import cbpe
 #: The gauges, by the metric they estimate.
 ESTIMATED_GAUGES = {metric: f"attrition_estimated_{metric}" for metric in cbpe.ESTIMATED}
 ESTIMATED_ROWS = "attrition_estimated_window_rows"
+#: What training promised (the bundle's CV ROC AUC): the alert compares the estimate with it.
+TRAINING_ROC_AUC = "attrition_training_cv_roc_auc"
 
 
 class EstimatedPerformance:
     """The last ``size`` probabilities and predictions, and the gauges their estimate goes to."""
 
-    def __init__(self, model_name: str, model_version: str, size: int):
+    def __init__(self, model_name: str, model_version: str, size: int, training_roc_auc: float | None = None):
         labels = {"model_name": model_name, "model_version": model_version}
         self._probability: collections.deque[float] = collections.deque(maxlen=size)
         self._predicted: collections.deque[bool] = collections.deque(maxlen=size)
@@ -41,6 +43,14 @@ class EstimatedPerformance:
             ).labels(**labels)
             for key, name in names.items()
         }
+        if training_roc_auc is not None:
+            Gauge(
+                TRAINING_ROC_AUC,
+                "The bundle's training CV ROC AUC",
+                list(labels),
+                registry=None,
+                multiprocess_mode="mostrecent",
+            ).labels(**labels).set(training_roc_auc)
 
     def add(self, probability: np.ndarray, predicted: np.ndarray) -> None:
         with self._lock:

@@ -191,11 +191,12 @@ class Monitor:
         drift_test: Callable[[np.ndarray], DriftReport],
         window: DriftWindow,
         log_payloads: bool = False,
+        training_roc_auc: float | None = None,
     ):
         self.metrics = Metrics(model_name, model_version)
         self.telemetry = Telemetry(model_name, model_version, log_payloads)
         self.window = window
-        self.estimated = EstimatedPerformance(model_name, model_version, window.size)
+        self.estimated = EstimatedPerformance(model_name, model_version, window.size, training_roc_auc)
         self._drift_test = drift_test
         self.window_task: asyncio.Future | None = None
 
