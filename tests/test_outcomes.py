@@ -169,3 +169,14 @@ def test_the_latest_prediction_before_the_date_within_the_horizon_is_joined():
     # b: its only prediction is 393 days old; c: never scored.
     assert sorted(joined.rows["probability"]) == [0.2, 0.2]
     assert joined.unjoined == 2
+
+
+def test_the_bundle_records_its_held_out_calibration(release, scored):
+    from attrition import bundle
+    from attrition.outcomes.metrics import calibration_table, expected_calibration_error
+
+    record = bundle.load(release.model_uri).info.calibration
+    table = calibration_table(scored["left"].to_numpy(), scored["probability"].to_numpy())
+    assert sum(record["test_reliability"]["rows"]) == len(scored)
+    assert record["test_ece"] == pytest.approx(expected_calibration_error(table), abs=1e-6)
+    assert record["needs_calibration"] == (record["oof_ece"] > record["tolerance"])

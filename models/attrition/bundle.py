@@ -73,6 +73,8 @@ class BundleInfo:
     not_compiled: str | None = None
     #: Validated codes of a few training rows and what the bundle answered for them.
     self_check: dict[str, list] = field(default_factory=dict)
+    #: Held-out reliability table and ECE (attrition.calibration): CBPE trusts the probabilities.
+    calibration: dict = field(default_factory=dict)
 
 
 def installed_versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -33,7 +33,13 @@ def train_and_register(
 ) -> Release:
     result = train(data_dir, quick=quick, seed=seed, progress=progress)
     try:
-        info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc, trust_backend=trust)
+        info = BundleInfo(
+            result.candidate.family,
+            result.threshold,
+            result.cv_roc_auc,
+            trust_backend=trust,
+            calibration=result.calibration,
+        )
         progress(f"fitting the trust signals ({trust} backend) and logging the bundle ...")
         mlflow.set_tag("trust_backend", trust)
         model_info = log_bundle(result.model, info, result.X_train, registered_model_name=name, seed=seed)

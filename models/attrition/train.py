@@ -24,6 +24,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 
 from attrition import config, data
+from attrition.calibration import calibration_record
 from attrition.evaluation import best_f1_threshold, evaluation_figure, holdout_metrics
 from attrition.features import preprocessor
 
@@ -118,6 +119,8 @@ class TrainResult:
     X_test: pd.DataFrame
     y_test: pd.Series
     trials: list[dict] = field(default_factory=list)
+    #: Held-out reliability table and ECE, and whether recalibration is called for (attrition.calibration).
+    calibration: dict = field(default_factory=dict)
 
 
 def split(X: pd.DataFrame, y: pd.Series, seed: int = 0):
@@ -191,6 +194,10 @@ def train(
             "decision_threshold": round(threshold, 4),
         }
     )
+    calibration = calibration_record(y_train.to_numpy(), oof, y_test.to_numpy(), probability)
+    metrics |= {"oof_ece": calibration["oof_ece"], "test_ece": calibration["test_ece"]}
+    mlflow.log_param("needs_calibration", calibration["needs_calibration"])
+    mlflow.log_dict(calibration, "calibration.json")
     mlflow.log_metrics(metrics)
     fig = evaluation_figure(y_test.to_numpy(), probability, f"{best.family} on the held-out split")
     mlflow.log_figure(fig, "plots/holdout_roc_pr_calibration.png")
@@ -212,6 +219,7 @@ def train(
         X_test,
         y_test,
         trials,
+        calibration,
     )
 
 
