@@ -102,3 +102,19 @@ def _plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def report_for(
+    location: str, outcomes: pd.DataFrame, settings: Settings = Settings(), as_of: str | None = None
+) -> dict:
+    """The report on a log folder and an outcomes frame (as a file holds it), as the command builds
+    it; with ``as_of``, only the outcomes known by that date (what the report says on that day)."""
+    from attrition.inference_log import read
+    from attrition.outcomes.mlflow_run import training_baselines
+    from attrition.outcomes.outcomes_file import check_outcomes, keyed
+
+    known = check_outcomes(outcomes)
+    if as_of is not None:
+        known = known[known["date"] <= pd.Timestamp(as_of, tz="UTC")]
+    log = read(location)
+    return build_report(log, keyed(known), settings, training_baselines(log))
