@@ -32,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="delta-rs object-store option for the log (e.g. for ADLS), repeatable",
     )
+    report.add_argument(
+        "--spark",
+        action="store_true",
+        help="join on Spark (a workforce-sized log); --log and --outcomes may then be catalog tables",
+    )
     report.add_argument("--json", action="store_true", help="print the whole report as JSON")
     report.set_defaults(func=run_report)
 
@@ -41,15 +46,35 @@ def run_report(args: argparse.Namespace) -> int:
     from attrition.outcomes.outcomes_file import keyed, read_outcomes
     from attrition.outcomes.report import Settings, build_report
 
-    outcomes = keyed(read_outcomes(args.outcomes))
-    options = dict(option.split("=", 1) for option in args.storage_option) or None
-    log = inference_log.read(args.log, storage_options=options)
     given = {"margin": args.margin, "resamples": args.resamples}
     settings = Settings(horizon_days=args.horizon_days, **{k: v for k, v in given.items() if v is not None})
-    report = build_report(log, outcomes, settings, training_baselines(log))
+    if args.spark:
+        report = _on_spark(args, settings)
+    else:
+        outcomes = keyed(read_outcomes(args.outcomes))
+        options = dict(option.split("=", 1) for option in args.storage_option) or None
+        log = inference_log.read(args.log, storage_options=options)
+        report = build_report(log, outcomes, settings, training_baselines(log))
     report["mlflow_run_id"] = log_monitoring_run(report)
     print(json.dumps(report, indent=2) if args.json else summary(report))
     return 0
+
+
+def _on_spark(args: argparse.Namespace, settings) -> dict:
+    """The active Spark session (Databricks), else a local one, stopped afterwards."""
+    from pyspark.sql import SparkSession
+
+    from attrition.batch import local_spark
+    from attrition.outcomes.spark import report_on_spark
+
+    spark = SparkSession.getActiveSession()
+    started = spark is None
+    spark = spark or local_spark()
+    try:
+        return report_on_spark(spark, args.log, args.outcomes, settings)
+    finally:
+        if started:
+            spark.stop()
 
 
 def summary(report: dict) -> str:

@@ -43,13 +43,24 @@ def estimated(rows: pd.DataFrame) -> dict:
     return cbpe.estimate(rows["probability"].to_numpy(), rows["prediction"].eq(POSITIVE_LABEL).to_numpy())
 
 
+#: Joined rows are put in this order before the bootstrap, so that the same rows give the same
+#: intervals whichever engine joined them (pandas here, Spark in ``outcomes.spark``).
+CANONICAL_ORDER = ["date", "entity_key", "timestamp", "left"]
+
+
 def build_report(
-    log: pd.DataFrame, outcomes: pd.DataFrame, settings: Settings, baselines: dict[str, float]
+    log: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    settings: Settings,
+    baselines: dict[str, float],
+    joined: Joined | None = None,
 ) -> dict:
     """``outcomes`` keyed (``entity_key``, ``left``, ``date``); ``baselines`` maps a model version to
-    its training CV ROC AUC (versions without one are never flagged)."""
-    joined: Joined = join_outcomes(log, outcomes, settings.horizon_days)
-    rows = joined.rows
+    its training CV ROC AUC (versions without one are never flagged). ``joined``: the join, when
+    another engine did it (then ``log`` needs only the version, timestamp, probability and
+    prediction columns)."""
+    joined = joined or join_outcomes(log, outcomes, settings.horizon_days)
+    rows = joined.rows.sort_values(CANONICAL_ORDER, kind="mergesort").reset_index(drop=True)
     report = {
         "rows_joined": len(rows),
         "unjoined": joined.unjoined,
