@@ -247,7 +247,7 @@ def test_databricks_bundle_has_both_jobs_and_every_file_they_reference():
     assert "--wheel-dir build/dist" in artifact["build"]
 
     jobs = spec["resources"]["jobs"]
-    assert set(jobs) == {"attrition_train", "attrition_batch_score"}
+    assert set(jobs) == {"attrition_train", "attrition_batch_score", "attrition_outcomes"}
     for job in jobs.values():
         clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
         for task in job["tasks"]:

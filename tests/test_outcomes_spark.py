@@ -40,3 +40,22 @@ def _close(a, b, path="report") -> bool:
         return True
     assert a == b, path
     return True
+
+
+def test_the_monthly_databricks_job_runs_the_spark_report():
+    from conftest import ROOT
+    from test_batch import bundle_spec, entry_point, resolve
+
+    from attrition.cli import parser
+
+    spec = bundle_spec()
+    job = spec["resources"]["jobs"]["attrition_outcomes"]
+    (task,) = job["tasks"]
+    module = entry_point(ROOT / task["spark_python_task"]["python_file"])
+    args = module.parser().parse_args([resolve(p, spec) for p in task["spark_python_task"]["parameters"]])
+    parsed = parser().parse_args(module.attrition_command(args))
+    assert (parsed.command, parsed.action, parsed.spark) == ("outcomes", "report", True)
+    assert (parsed.log, parsed.outcomes) == ("main.hr.inference_log", "main.hr.attrition_outcomes")
+    assert job["schedule"]["quartz_cron_expression"].split()[3:] == ["1", "*", "?"]  # monthly
+    (cluster,) = job["job_clusters"]
+    assert "{{secrets/" in cluster["new_cluster"]["spark_env_vars"]["ATTRITION_ENTITY_KEY"]
