@@ -97,6 +97,11 @@ def test_score_table_gives_the_numbers_of_predict_and_of_the_v2_server(
     assert report["predicted_leavers"] == int((scored["prediction"] == "Yes").sum())
     assert report["outlier_rate"] == pytest.approx(scored["is_outlier"].mean())
     assert report["drift"]["method"] == "exact" and report["drift"]["rows"] == data.EXPECTED_ROWS
+    from attrition.outcomes import cbpe
+
+    expected = cbpe.estimate(scored["probability"].to_numpy(), (scored["prediction"] == "Yes").to_numpy())
+    for name in cbpe.ESTIMATED:  # CBPE over the table, beside the counts
+        assert report["estimated"][name] == pytest.approx(expected[name], abs=1e-9)
 
 
 def test_bad_rows_go_to_rejects_with_their_reasons_and_the_rest_is_scored(spark, release, raw):

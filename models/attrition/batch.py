@@ -134,6 +134,8 @@ class BatchReport:
     outliers: int
     rejects_by_field: dict[str, int]
     drift: DriftSummary
+    #: Performance estimated without labels (CBPE): roc_auc, precision, recall, f1.
+    estimated: dict[str, float] = field(default_factory=dict)
 
     @property
     def leaver_rate(self) -> float:
@@ -157,6 +159,7 @@ class BatchReport:
             "outliers": self.outliers,
             "outlier_rate": self.outlier_rate,
             **{f"rejected_{name}": count for name, count in self.rejects_by_field.items()},
+            **{f"estimated_{name}": value for name, value in self.estimated.items()},
         }
         if self.drift.tested:
             out.update(
@@ -179,7 +182,8 @@ class BatchReport:
         return (
             f"rows_scored={self.rows_scored} rows_rejected={self.rows_rejected} "
             f"predicted_leavers={self.predicted_leavers} outlier_rate={self.outlier_rate:.4f} "
-            f"drift={drift} model={self.model_uri} scored={self.scored_output} "
+            f"drift={drift} estimated_roc_auc={self.estimated.get('roc_auc', float('nan')):.4f} "
+            f"model={self.model_uri} scored={self.scored_output} "
             f"rejects={self.rejects_output} run_id={self.run_id}"
         )
 
@@ -280,6 +284,8 @@ def score_table(
             _read(spark, rejects_at).filter(F.col("run_id") == run_id)
         )
         drift = _drift(written, pinned, rows_scored, drift_sample_rows, seed)
+        from attrition.outcomes.spark import estimate_scored  # imports pyspark, as this function needs
+
         report = BatchReport(
             run_id=run_id,
             source=str(source_at),
@@ -295,6 +301,7 @@ def score_table(
             outliers=int(counts["outliers"] or 0),
             rejects_by_field=by_field,
             drift=drift,
+            estimated=estimate_scored(written),
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(report.to_dict(), "batch_report.json")

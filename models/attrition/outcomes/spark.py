@@ -81,3 +81,14 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
     return frame
+
+
+def estimate_scored(scored: DataFrame) -> dict[str, float]:
+    """CBPE over a scored table (score-table's batch report). The expected ROC AUC needs every
+    probability in order, so the probability and the verdict come to the driver (9 bytes a row)."""
+    from attrition.outcomes import cbpe
+    from attrition.schema import POSITIVE_LABEL
+
+    rows = scored.select("probability", (F.col("prediction") == POSITIVE_LABEL).alias("yes")).toPandas()
+    estimate = cbpe.estimate(rows["probability"].to_numpy(float), rows["yes"].to_numpy(bool))
+    return {name: float(estimate[name]) for name in cbpe.ESTIMATED}
