@@ -141,6 +141,14 @@ def test_bad_outcome_files_get_one_line_naming_column_and_row(
     assert err.count("\n") == 1 and expected in err, err
 
 
+def test_a_missing_log_gets_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ATTRITION_ENTITY_KEY", SECRET)
+    path = tmp_path / "outcomes.csv"
+    path.write_text("employee_id,left,date\n1,Yes,2025-01-01\n")
+    code, _, err = run_cli(capsys, "--log", str(tmp_path / "no-log"), "--outcomes", str(path))
+    assert code == 2 and err.count("\n") == 1 and "cannot read the inference log" in err, err
+
+
 def test_the_latest_prediction_before_the_date_within_the_horizon_is_joined():
     from attrition.outcomes.join import join_outcomes
 

@@ -53,11 +53,21 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         outcomes = keyed(read_outcomes(args.outcomes))
         options = dict(option.split("=", 1) for option in args.storage_option) or None
-        log = inference_log.read(args.log, storage_options=options)
+        log = _read_log(args.log, options)
         report = build_report(log, outcomes, settings, training_baselines(log))
     report["mlflow_run_id"] = log_monitoring_run(report)
     print(json.dumps(report, indent=2) if args.json else summary(report))
     return 0
+
+
+def _read_log(location: str, options: dict[str, str] | None):
+    from deltalake.exceptions import DeltaError
+
+    try:
+        return inference_log.read(location, storage_options=options)
+    except DeltaError as exc:  # no table there, or storage refused: one line, not a traceback
+        first = str(exc).strip().splitlines()[0]
+        raise LookupError(f"cannot read the inference log at {location}: {first}") from exc
 
 
 def _on_spark(args: argparse.Namespace, settings) -> dict:
