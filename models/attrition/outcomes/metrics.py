@@ -50,8 +50,12 @@ def _bootstrap(y: np.ndarray, probability: np.ndarray, resamples: int, seed: int
     if len(y) == 0:
         return pd.DataFrame(columns=["roc_auc", "pr_auc", "brier"], dtype=float)
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(y), size=(resamples, len(y)))
-    return pd.DataFrame([point_metrics(y[pick], probability[pick]) for pick in picks])
+    # One resample at a time: a workforce-sized window would not fit as a (resamples x rows) matrix.
+    draws = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(y), size=len(y))
+        draws.append(point_metrics(y[pick], probability[pick]))
+    return pd.DataFrame(draws)
 
 
 def calibration_table(
@@ -67,7 +71,9 @@ def calibration_table(
     for index, (low, high) in enumerate(zip(CALIBRATION_EDGES[:-1], CALIBRATION_EDGES[1:], strict=True)):
         inside = bins == index
         n = int(inside.sum())
-        rates = y[inside][rng.integers(0, n, size=(resamples, n))].mean(axis=1) if n else [np.nan]
+        # The mean of n outcomes drawn with replacement from a bin with rate r is Binomial(n, r) / n:
+        # the bootstrap of a 0/1 mean, drawn directly.
+        rates = rng.binomial(n, y[inside].mean(), size=resamples) / n if n else [np.nan]
         table.append(
             {
                 "bin": f"{low:.2f}-{high:.2f}",
