@@ -73,9 +73,20 @@ chromium:  ## Debian's Chromium (and a font) for the browser test, through apt-g
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
+# NannyML (tests/test_outcomes_cbpe.py: our CBPE equals NannyML's) pins versions and pulls libraries
+# the project does not want: a virtualenv of its own too, from a hashed requirements file.
+NANNYML_VENV := .venv-nannyml
+export ATTRITION_NANNYML_VENV := $(abspath $(NANNYML_VENV))
+
+$(NANNYML_VENV)/.stamp: tools/nannyml-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(NANNYML_VENV)
+	$(UV) pip install --python $(NANNYML_VENV)/bin/python --require-hashes --no-deps \
+		-r tools/nannyml-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
 install-clients: $(CLIENTS_VENV)/.stamp
-install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp $(NANNYML_VENV)/.stamp
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock

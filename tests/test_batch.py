@@ -101,6 +101,11 @@ def test_score_table_gives_the_numbers_of_predict_and_of_the_v2_server(
     assert report["predicted_leavers"] == int((scored["prediction"] == "Yes").sum())
     assert report["outlier_rate"] == pytest.approx(scored["is_outlier"].mean())
     assert report["drift"]["method"] == "exact" and report["drift"]["rows"] == data.EXPECTED_ROWS
+    from attrition.outcomes import cbpe
+
+    expected = cbpe.estimate(scored["probability"].to_numpy(), (scored["prediction"] == "Yes").to_numpy())
+    for name in cbpe.ESTIMATED:  # CBPE over the table, beside the counts
+        assert report["estimated"][name] == pytest.approx(expected[name], abs=1e-9)
 
 
 def test_bad_rows_go_to_rejects_with_their_reasons_and_the_rest_is_scored(spark, release, raw):
@@ -251,7 +256,7 @@ def test_databricks_bundle_has_both_jobs_and_every_file_they_reference():
     assert "--wheel-dir build/dist" in artifact["build"]
 
     jobs = spec["resources"]["jobs"]
-    assert set(jobs) == {"attrition_train", "attrition_batch_score"}
+    assert set(jobs) == {"attrition_train", "attrition_batch_score", "attrition_outcomes"}
     for job in jobs.values():
         clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
         for task in job["tasks"]:

@@ -203,6 +203,9 @@ def test_prometheus_resources_are_well_formed(rendered):
             alerts[item["alert"]] = item["expr"]
     assert "attrition_window_is_drift" in alerts["AttritionInputDrift"]
     assert "attrition_outliers_total" in alerts["AttritionOutlierRateHigh"]
+    assert "attrition_estimated_roc_auc" in alerts["AttritionEstimatedRocAucLow"]
+    assert "attrition_training_cv_roc_auc" in alerts["AttritionEstimatedRocAucLow"]
+    assert "attrition_inference_log_dropped_rows_total" in alerts["AttritionInferenceLogDropping"]
 
 
 def test_workflows_match_githubs_schema():

@@ -237,3 +237,24 @@ def test_telemetry_has_one_line_per_request_and_no_feature_values(server):
     assert len(mine) == 1
     assert mine[0]["rows"] == 1 and "payload" not in mine[0] and mine[0]["model_version"]
     assert "-4.0" not in log  # rejected values are not echoed into the log either
+
+
+def test_estimated_performance_gauges_are_cbpe_on_the_window(server, release):
+    from attrition.outcomes import cbpe
+
+    rows = release.result.X_test.head(200)  # the window's size: it then holds these rows only
+    tests_before = metrics(server).get(("attrition_window_drift_tests_total", ()), 0)
+    result = http_infer(server, rows.to_dict(orient="records"))
+    deadline = time.monotonic() + 10
+    while metrics(server).get(("attrition_window_drift_tests_total", ()), 0) <= tests_before:
+        assert time.monotonic() < deadline, "no window test ran"  # it runs off the request path
+        time.sleep(0.2)
+    probability = result.as_numpy("probability").astype(float)
+    predicted = result.as_numpy("prediction").astype(str) == "Yes"
+    expected = cbpe.estimate(probability, predicted)
+    values = metrics(server)
+    assert values[("attrition_estimated_window_rows", ())] == 200
+    for metric in cbpe.ESTIMATED:
+        assert values[(f"attrition_estimated_{metric}", ())] == pytest.approx(expected[metric], abs=1e-9)
+    assert 0.5 < values[("attrition_estimated_roc_auc", ())] < 1
+    assert values[("attrition_training_cv_roc_auc", ())] == pytest.approx(release.cv_roc_auc)

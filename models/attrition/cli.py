@@ -1,4 +1,4 @@
-"""``attrition train | promote | export | predict | score-table``: the command line over the model code."""
+"""``attrition train | promote | export | predict | score-table | outcomes``: the command line."""
 
 from __future__ import annotations
 
@@ -135,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
     predict.set_defaults(func=_predict)
     _add_score_table(sub)
+    from attrition.outcomes.command import add_parser as add_outcomes
+
+    add_outcomes(sub)
     return root
 
 

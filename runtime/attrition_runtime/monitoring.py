@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.contract.schema import FEATURES, POSITIVE_LABEL
 from attrition.contract.trust import MIN_DRIFT_ROWS, DriftReport
+from attrition_runtime.estimated import EstimatedPerformance
 
 #: Prometheus label names of every series of ours.
 LABEL_NAMES = ("model_name", "model_version")
@@ -190,10 +191,12 @@ class Monitor:
         drift_test: Callable[[np.ndarray], DriftReport],
         window: DriftWindow,
         log_payloads: bool = False,
+        training_roc_auc: float | None = None,
     ):
         self.metrics = Metrics(model_name, model_version)
         self.telemetry = Telemetry(model_name, model_version, log_payloads)
         self.window = window
+        self.estimated = EstimatedPerformance(model_name, model_version, window.size, training_roc_auc)
         self._drift_test = drift_test
         self.window_task: asyncio.Future | None = None
 
@@ -212,6 +215,7 @@ class Monitor:
         self.metrics.observe_scores(scores["probability"], flagged)
         if report is not None:
             self.metrics.observe_batch_drift(report)
+        self.estimated.add(scores["probability"], scores["prediction"] == POSITIVE_LABEL)
         self._feed_window(codes, outliers)
         self.telemetry.log(
             request_id,
@@ -233,10 +237,12 @@ class Monitor:
         if due is None:
             return
         window_codes, outlier_rate = due
+        window_scores = self.estimated.snapshot()
 
         def test() -> None:
             report = None
             try:
+                self.estimated.publish(*window_scores)
                 report = self._drift_test(window_codes)
                 self.metrics.observe_window(report, outlier_rate)
             finally:

@@ -103,7 +103,12 @@ class AttritionRuntime(MLflowRuntime):
         self.explanations = Slots(self.options.max_queued_explanations)
         self.anchors = Slots(self.options.max_concurrent_anchors)
         self.monitor = Monitor(
-            self.name, self.bundle_version, self.bundle.drift_codes, window, self.options.log_payloads
+            self.name,
+            self.bundle_version,
+            self.bundle.drift_codes,
+            window,
+            self.options.log_payloads,
+            training_roc_auc=self.bundle.info.cv_roc_auc,
         )
         # Ready now; the first drift test's and explanation's imports are done in the background.
         threading.Thread(target=self.bundle.warm_up, name="attrition-warm-up", daemon=True).start()

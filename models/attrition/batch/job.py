@@ -231,6 +231,8 @@ def _report(spark: SparkSession, plan: Plan, run_id: str) -> BatchReport:
     """Counts and the drift sample from what was written (this run's rows): no second scoring."""
     from pyspark.sql import functions as F
 
+    from attrition.outcomes.spark import estimate_scored
+
     written = read(spark, plan.scored).filter(F.col("run_id") == run_id)
     counts = written.agg(
         F.count(F.lit(1)).alias("rows"),
@@ -254,4 +256,5 @@ def _report(spark: SparkSession, plan: Plan, run_id: str) -> BatchReport:
         outliers=int(counts["outliers"] or 0),
         rejects_by_field=by_field,
         drift=drift_summary(written, plan.model_uri, rows_scored, plan.drift_sample_rows, plan.seed),
+        estimated=estimate_scored(written),
     )

@@ -57,6 +57,8 @@ class BatchReport:
     outliers: int
     rejects_by_field: dict[str, int]
     drift: DriftSummary
+    #: Performance estimated without labels (CBPE): roc_auc, precision, recall, f1.
+    estimated: dict[str, float] = field(default_factory=dict)
 
     @property
     def leaver_rate(self) -> float:
@@ -80,6 +82,7 @@ class BatchReport:
             "outliers": self.outliers,
             "outlier_rate": self.outlier_rate,
             **{f"rejected_{name}": count for name, count in self.rejects_by_field.items()},
+            **{f"estimated_{name}": value for name, value in self.estimated.items()},
         }
         if self.drift.tested:
             out.update(
@@ -102,7 +105,8 @@ class BatchReport:
         return (
             f"rows_scored={self.rows_scored} rows_rejected={self.rows_rejected} "
             f"predicted_leavers={self.predicted_leavers} outlier_rate={self.outlier_rate:.4f} "
-            f"drift={drift} model={self.model_uri} scored={self.scored_output} "
+            f"drift={drift} estimated_roc_auc={self.estimated.get('roc_auc', float('nan')):.4f} "
+            f"model={self.model_uri} scored={self.scored_output} "
             f"rejects={self.rejects_output} run_id={self.run_id}"
         )
 

@@ -37,6 +37,9 @@ class BundleInfo:
     not_compiled: str | None = None
     #: Validated codes of a few training rows and what the bundle answered for them.
     self_check: dict[str, list] = field(default_factory=dict)
+    #: Held-out reliability table and ECE (``attrition.training.calibration``): CBPE trusts the
+    #: probabilities only as far as these say.
+    calibration: dict = field(default_factory=dict)
 
 
 def installed_versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -35,7 +35,13 @@ def train_and_register(
     """Train (its own run), then log the bundle into that run and register it as a new version."""
     backends.get(trust)  # an unknown backend fails before the search, not after it
     result = train(data_dir, quick=quick, seed=seed, progress=progress)
-    info = BundleInfo(result.candidate.family, result.threshold, result.cv_roc_auc, trust_backend=trust)
+    info = BundleInfo(
+        result.candidate.family,
+        result.threshold,
+        result.cv_roc_auc,
+        trust_backend=trust,
+        calibration=result.calibration,
+    )
     progress(f"fitting the trust signals ({trust} backend) and logging the bundle ...")
     with mlflow.start_run(run_id=result.run_id):
         mlflow.set_tag("trust_backend", trust)

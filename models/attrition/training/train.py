@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from attrition import config
 from attrition.training import data
+from attrition.training.calibration import calibration_record
 from attrition.training.evaluation import best_f1_threshold, evaluation_figure, holdout_metrics
 from attrition.training.search import (
     CV_METRIC,
@@ -42,6 +43,8 @@ class TrainResult:
     X_test: pd.DataFrame
     y_test: pd.Series
     trials: list[dict] = field(default_factory=list)
+    #: Held-out reliability table and ECE, and whether recalibration is called for (``calibration``).
+    calibration: dict = field(default_factory=dict)
 
 
 def train(
@@ -75,8 +78,9 @@ def train(
         trials = _search(candidates, X_train, y_train, cv, seed, progress)
         best_index = int(np.argmax([t[CV_METRIC] for t in trials]))
         best = candidates[best_index]
-        model, threshold = _fit_winner(best, X_train, y_train, seed)
+        model, threshold, oof = _fit_winner(best, X_train, y_train, seed)
         metrics = _evaluate(best, trials[best_index], model, threshold, X_test, y_test, trials)
+        calibration = _record_calibration(y_train, oof, y_test, model.predict_proba(X_test)[:, 1])
     progress(
         f"chosen: {best.family} {fmt_params(best.params)}: cv ROC AUC {metrics[CV_METRIC]:.4f}, "
         f"held-out ROC AUC {metrics['test_roc_auc']:.4f}, threshold {threshold:.3f}"
@@ -94,6 +98,7 @@ def train(
         X_test,
         y_test,
         trials,
+        calibration,
     )
 
 
@@ -117,9 +122,9 @@ def _search(candidates: list[Candidate], X_train, y_train, cv, seed: int, progre
     return trials
 
 
-def _fit_winner(best: Candidate, X_train, y_train, seed: int) -> tuple[Pipeline, float]:
-    """The winner fitted on the training split, and the threshold that maximises F1 on its
-    out-of-fold probabilities."""
+def _fit_winner(best: Candidate, X_train, y_train, seed: int) -> tuple[Pipeline, float, np.ndarray]:
+    """The winner fitted on the training split, the threshold that maximises F1 on its out-of-fold
+    probabilities, and those probabilities (their calibration is recorded too)."""
     model = best.build(seed).fit(X_train, y_train)
     oof = cross_val_predict(
         best.build(seed),
@@ -129,7 +134,16 @@ def _fit_winner(best: Candidate, X_train, y_train, seed: int) -> tuple[Pipeline,
         method="predict_proba",
         n_jobs=2,
     )[:, 1]
-    return model, best_f1_threshold(y_train.to_numpy(), oof)
+    return model, best_f1_threshold(y_train.to_numpy(), oof), oof
+
+
+def _record_calibration(y_train, oof: np.ndarray, y_test, probability: np.ndarray) -> dict:
+    """The calibration record (held-out and out-of-fold ECE, reliability table), logged to the run."""
+    calibration = calibration_record(y_train.to_numpy(), oof, y_test.to_numpy(), probability)
+    mlflow.log_metrics({"oof_ece": calibration["oof_ece"], "test_ece": calibration["test_ece"]})
+    mlflow.log_param("needs_calibration", calibration["needs_calibration"])
+    mlflow.log_dict(calibration, "calibration.json")
+    return calibration
 
 
 def _evaluate(best: Candidate, best_trial: dict, model, threshold: float, X_test, y_test, trials) -> dict:
