@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 NANNYML_VENV = Path(os.environ.get("ATTRITION_NANNYML_VENV", ROOT / ".venv-nannyml"))

@@ -43,7 +43,7 @@ def _close(a, b, path="report") -> bool:
 
 
 def test_the_monthly_databricks_job_runs_the_spark_report():
-    from conftest import ROOT
+    from helpers import ROOT
     from test_batch import bundle_spec, entry_point, resolve
 
     from attrition.cli import parser
