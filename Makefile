@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve lock serve train test lint format book bench soak clean
+.PHONY: azurite install install-serve lock serve train test lint format book bench soak clean
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -52,6 +52,17 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# Azurite (the Azure Storage emulator, npm) for the inference log's tests, soak and benchmark, in a
+# project-local folder; Debian's node and npm if the machine has no npm.
+AZURITE_VERSION := 3.37.0
+AZURITE := .azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends nodejs npm)
+	npm install --prefix .azurite --no-audit --no-fund --ignore-scripts azurite@$(AZURITE_VERSION)
+
+azurite: $(AZURITE)  ## install the Azure Storage emulator for the inference log's tests
+
 install-serve: $(VENV)/.serve-stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
 
@@ -66,7 +77,7 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
+test: install $(AZURITE)  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
@@ -87,10 +98,10 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(BOOK_STORE)/mlflow.db} \
 		$(BIN)/jupyter-book build -W --keep-going book
 
-bench: install  ## latency, throughput, start-up and memory vs bare MLServer
+bench: install $(AZURITE)  ## latency, throughput, start-up and memory vs bare MLServer
 	$(BIN)/python -m attrition_tools.bench
 
-soak: install  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
+soak: install $(AZURITE)  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
 	$(BIN)/python -m attrition_tools.soak
 
 clean:

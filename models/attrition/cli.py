@@ -100,6 +100,50 @@ def _score_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_compact(args: argparse.Namespace) -> int:
+    from attrition.inference_log.table import compact, storage_options
+    from attrition_runtime.settings import RuntimeSettings
+
+    settings = RuntimeSettings()
+    location = args.log or settings.inference_log
+    retention = (
+        args.retention_days if args.retention_days is not None else settings.inference_log_retention_days
+    )
+    options = storage_options(location, settings.inference_log_storage_options)
+    print(f"{location}: {compact(location, retention, args.vacuum_hours, options).summary()}")
+    return 0
+
+
+def _log_commands(sub) -> None:
+    from attrition.inference_log.table import VACUUM_RETENTION_HOURS
+
+    log = sub.add_parser("log", help="maintain the inference log (a Delta table)")
+    log_sub = log.add_subparsers(dest="log_command", required=True)
+    compact = log_sub.add_parser(
+        "compact",
+        help="delete days past retention, rewrite small files into few, vacuum",
+        description="The server commits small files every few seconds per worker: run this daily "
+        "(a Kubernetes CronJob, a Databricks job) to keep reads fast and storage bounded.",
+    )
+    compact.add_argument(
+        "--log", help="table location (default: $ATTRITION_INFERENCE_LOG or the local folder)"
+    )
+    compact.add_argument(
+        "--retention-days",
+        type=int,
+        help="delete whole days older than this "
+        "(default: $ATTRITION_INFERENCE_LOG_RETENTION_DAYS; unset: keep all)",
+    )
+    compact.add_argument(
+        "--vacuum-hours",
+        type=int,
+        default=VACUUM_RETENTION_HOURS,
+        help="remove files that left the table longer ago than this (default: %(default)s, Delta's own; "
+        "less breaks readers of older versions)",
+    )
+    compact.set_defaults(func=_log_compact)
+
+
 def _model_choice(command: argparse.ArgumentParser) -> None:
     command.add_argument("--alias", default=config.PRODUCTION, help="registry alias (default: %(default)s)")
     command.add_argument("--model-uri", help="any MLflow model URI instead of the alias")
@@ -178,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--run-name", default="score-table", help="MLflow run name")
     score.add_argument("--cores", type=int, default=2, help="of the local Spark session, if one is started")
     score.set_defaults(func=_score_table)
+    _log_commands(sub)
     return root
 
 

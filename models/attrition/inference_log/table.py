@@ -18,13 +18,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from attrition.inference_log.schema import LOG_SCHEMA, PARTITION_BY
 
-#: Object-store requests give up after this (delta-rs's default retries for minutes): the writer
-#: retries whole commits itself with its own backoff, and a flush at shutdown must end in bounded time.
-REMOTE_DEFAULTS = {"timeout": "10s", "max_retries": "2", "retry_timeout": "20s"}
+#: Object-store requests are not retried inside delta-rs (its default retries for minutes, and a
+#: retried commit whose first try landed unseen commits the rows twice): the writer retries whole
+#: commits with its own backoff and skips those that landed (``committed``), and a flush at shutdown
+#: ends in bounded time.
+REMOTE_DEFAULTS = {"timeout": "10s", "max_retries": "0"}
 #: Commits retried when another writer took the next table version first (delta-rs's default is 15).
 COMMIT_RETRIES = 50
 #: Files vacuum keeps after they leave the table, so readers of a recent version still find them
@@ -43,16 +45,37 @@ def storage_options(location: str, given: dict[str, str] | None = None) -> dict[
     return options or None
 
 
-def append(location: str, rows: pa.Table, storage_options: dict[str, str] | None = None) -> None:
-    """One commit of ``rows`` (cast to the log's schema; creates the table on first use)."""
+def append(
+    location: str,
+    rows: pa.Table,
+    storage_options: dict[str, str] | None = None,
+    transaction: tuple[str, int] | None = None,
+) -> None:
+    """One commit of ``rows`` (cast to the log's schema; creates the table on first use).
+    ``transaction`` (writer id, batch number) is recorded in the commit, Delta's idempotent-write
+    marker (as Spark streaming uses it): see :func:`committed`."""
+    app_transactions = [Transaction(*transaction)] if transaction else None
     write_deltalake(
         location,
         rows.select(LOG_SCHEMA.names).cast(LOG_SCHEMA),
         mode="append",
         partition_by=list(PARTITION_BY),
         storage_options=storage_options,
-        commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
+        commit_properties=CommitProperties(
+            max_commit_retries=COMMIT_RETRIES, app_transactions=app_transactions
+        ),
     )
+
+
+def committed(location: str, writer_id: str, storage_options: dict[str, str] | None = None) -> int | None:
+    """The last batch number that ``writer_id`` committed, None if none (or no table yet): after a
+    failed commit, whether it landed after all."""
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(location, storage_options=storage_options).transaction_version(writer_id)
+    except TableNotFoundError:
+        return None
 
 
 def read(location: str, storage_options: dict[str, str] | None = None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,8 +64,12 @@ class LogWriter:
         self._queued = 0  # rows in _chunks
         self._buffered = 0  # rows in _chunks or being committed: what capacity_rows bounds
         self._closing = False
+        self._closed = threading.Event()
+        self._lost_at_close = 0
         self._close_deadline = float("inf")
         self._last_drop_log = -float("inf")
+        #: Delta's idempotent-write marker: a commit that failed but landed is not written again.
+        self.writer_id, self._batches = f"attrition-inference-log-{uuid.uuid4()}", 0
         self._thread = threading.Thread(target=self._run, name="attrition-inference-log", daemon=True)
 
     def start(self) -> LogWriter:
@@ -98,13 +103,14 @@ class LogWriter:
             self._closing = True
             self._close_deadline = time.monotonic() + timeout_s
             self._cond.notify()
+        self._closed.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s + 5)
         with self._cond:
             lost, self._buffered, self._chunks, self._queued = self._buffered, 0, [], 0
         if lost:
             self.drop(lost, "they could not be written before shutdown")
-        return lost
+        return lost + self._lost_at_close
 
     def _run(self) -> None:
         while True:
@@ -131,10 +137,12 @@ class LogWriter:
 
     def _commit(self, chunks: list[Rows], count: int) -> None:
         rows = to_arrow(chunks)
+        self._batches += 1
         delay, failures = 0.5, 0
         while True:
             try:
-                table.append(self.location, rows, self.storage_options)
+                if not failures or not self._landed():
+                    table.append(self.location, rows, self.storage_options, (self.writer_id, self._batches))
                 self.counters.written(count)
                 if failures:
                     self.log.warning(f"inference log: written again after {failures} failed commits")
@@ -144,17 +152,25 @@ class LogWriter:
                 self.counters.failed_commits(1)
                 wait = min(delay, self._close_deadline - time.monotonic())
                 if wait <= 0:
+                    self._lost_at_close += count
                     self.drop(count, f"storage failed until shutdown ({type(error).__name__}: {error})")
                     break
                 self.log.warning(
                     f"inference log: commit of {count} rows to {self.location} failed "
                     f"({type(error).__name__}: {error}); retrying in {wait:.1f} s"
                 )
-                with self._cond:
-                    self._cond.wait(wait)  # close() wakes it to retry at once
+                if self._closed.is_set():
+                    time.sleep(wait)
+                else:
+                    self._closed.wait(wait)  # close() ends the backoff: one more try at once
                 delay = min(delay * 2, self.max_backoff_s)
         with self._cond:
             self._buffered -= count
+
+    def _landed(self) -> bool:
+        """Whether the last failed commit of this batch reached the table after all."""
+        version = table.committed(self.location, self.writer_id, self.storage_options)
+        return version is not None and version >= self._batches
 
     def drop(self, count: int, why: str) -> None:
         """Count and log rows that will not be written (logged at most once per 10 s)."""
