@@ -182,3 +182,29 @@ def test_azurite_outage_gives_no_5xx_and_loses_nothing(release, employees, tmp_p
         log = read(location)
     assert set(log["request_id"]) == set(answered) and len(log) == 5 * len(answered)
     assert set(log["entity_key"]) == set(hash_entities(ids, SECRET))
+
+
+def test_predict_and_score_table_append_the_same_keys_and_scores(release, employees, tmp_path, monkeypatch):
+    """The command line's scores go into the same log, with the same hashed keys: batch and online
+    answers join the outcomes alike."""
+    from attrition import batch, cli
+
+    monkeypatch.setenv(ENTITY_KEY_ENV, SECRET)
+    frame = employees.head(12)
+    frame.to_csv(tmp_path / "employees.csv", index=False)
+    frame.to_parquet(tmp_path / "employees.parquet", index=False)
+    location = str(tmp_path / "log")
+    out = tmp_path / "predicted.csv"
+    assert cli.main(["predict", str(tmp_path / "employees.csv"), "-o", str(out), "--log", location]) == 0
+    assert pd.read_csv(out)["EmployeeNumber"].tolist() == frame["EmployeeNumber"].tolist()
+    spark = batch.local_spark(cores=1)
+    try:
+        assert cli.main(["score-table", str(tmp_path / "employees.parquet"), "--log", location]) == 0
+    finally:
+        spark.stop()
+    log = read(location)
+    assert tuple(log.columns) == COLUMNS and len(log) == 24 and log["request_id"].nunique() == 2
+    keys = hash_entities(frame["EmployeeNumber"].tolist(), SECRET)
+    by_run = [run.set_index("entity_key").loc[keys] for _, run in log.groupby("request_id")]
+    assert (by_run[0]["probability"] - by_run[1]["probability"]).abs().max() < 1e-9
+    assert set(log["trust_backend"]) == {"alibi"}  # the session's bundle, from the registry's tag
