@@ -17,7 +17,8 @@ from pathlib import Path
 from attrition import bundle as bundle_module
 from attrition import config, registry
 from attrition.outputs import ROW_OUTPUTS
-from attrition_runtime.settings import RuntimeSettings
+from attrition_runtime.settings import INFERENCE_LOG_ENV, RuntimeSettings
+from attrition_tools.bench import inference_log
 from attrition_tools.bench.measure import (
     Workload,
     bare_settings_folder,
@@ -102,11 +103,13 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
             "bare", settings, workload, None, workers,
         )  # fmt: skip
         progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
+        logged = {INFERENCE_LOG_ENV: str(tmp / "inference-log")}  # as served: the log on
         ours = run_server(
-            Server(uri, ports=free_ports(), log_path=tmp / "ours.log"),
+            Server(uri, ports=free_ports(), env=logged, log_path=tmp / "ours.log"),
             "ours", settings, workload, ROW_OUTPUTS[0].name, workers,  # probability
         )  # fmt: skip
 
+    report["inference_log"] = inference_log.measure(uri, settings, workload.rows[1], progress)
     report["batch"] = None
     if not settings.quick:  # Spark's start alone takes longer than a whole quick run
         from attrition_tools.bench import spark
