@@ -53,8 +53,9 @@ class RuntimeSettings(BaseSettings):
     inference_log_commit_s: float = Field(10.0, gt=0)
     #: Rows buffered per worker (while storage is down too); more are dropped and counted.
     inference_log_buffer_rows: int = Field(100_000, ge=1)
-    #: How long a shutdown keeps trying to commit what is buffered.
-    inference_log_flush_timeout_s: float = Field(20.0, gt=0)
+    #: How long a shutdown keeps trying to commit what is buffered: with the drain (ATTRITION_DRAIN_S,
+    #: 30 s at most) within the pod's terminationGracePeriodSeconds (45 s).
+    inference_log_flush_timeout_s: float = Field(10.0, gt=0)
     #: Days of log that ``attrition log compact`` keeps (whole days; none: keep everything).
     inference_log_retention_days: int | None = Field(None, ge=1)
 

@@ -173,7 +173,9 @@ class Server:
             self.stop()
         raise AssertionError(f"{self.model_uri} was served; it should have been refused")
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 45.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (the pod's grace period: drain, then the inference
+        log's final commit)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

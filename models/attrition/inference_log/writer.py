@@ -150,7 +150,8 @@ class LogWriter:
             except Exception as error:  # any storage error: the rows stay buffered and are retried
                 failures += 1
                 self.counters.failed_commits(1)
-                wait = min(delay, self._close_deadline - time.monotonic())
+                # Closing: retry every second until the deadline (storage may just be back).
+                wait = min(1.0 if self._closing else delay, self._close_deadline - time.monotonic())
                 if wait <= 0:
                     self._lost_at_close += count
                     self.drop(count, f"storage failed until shutdown ({type(error).__name__}: {error})")
