@@ -4,9 +4,12 @@ through Azurite's real Azure Blob API with a storage outage, and the writer's ow
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +24,7 @@ from attrition_runtime.client import triton_inputs, v2_request
 from attrition_runtime.settings import INFERENCE_LOG_ENV
 from attrition_runtime.wire import model_path
 from attrition_tools.azurite import Azurite
-from attrition_tools.serve import SERVED_MODEL_NAME, Server, free_ports
+from attrition_tools.serve import SERVED_MODEL_NAME, SERVER_DIR, Server, free_ports, mlserver_command
 
 pytestmark = pytest.mark.server
 
@@ -40,12 +43,19 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
     return frame.loc[:, list(FEATURES)].to_dict("records")
 
 
-def _server(release, location: str, tmp_path: Path, **env: str) -> Server:
+def _server(release, location: str, tmp_path: Path, workers: int = 1, **env: str) -> Server:
+    """Our server logging to ``location``; with ``workers`` MLServer inference workers."""
     from attrition import config
 
-    settings = {INFERENCE_LOG_ENV: location, "ATTRITION_INFERENCE_LOG_COMMIT_S": str(COMMIT_S), **env}
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    shutil.copy(SERVER_DIR / "model-settings.json", folder)
+    settings = json.loads((SERVER_DIR / "settings.json").read_text()) | {"parallel_workers": workers}
+    (folder / "settings.json").write_text(json.dumps(settings))
+    env = {INFERENCE_LOG_ENV: location, "ATTRITION_INFERENCE_LOG_COMMIT_S": str(COMMIT_S), **env}
+    uri = config.model_uri(config.PRODUCTION)
     return Server(
-        config.model_uri(config.PRODUCTION), ports=free_ports(), env=settings, log_path=tmp_path / "log"
+        uri, ports=free_ports(), env=env, log_path=tmp_path / "log", command=mlserver_command(folder)
     )
 
 
@@ -64,11 +74,8 @@ def _send_rest_and_grpc(server: Server, employees: pd.DataFrame) -> dict[str, li
     assert response.status_code == 200, response.text
     answered[response.json()["id"]] = ids[:20]
     client = grpcclient.InferenceServerClient(server.grpc_address)
-    result = client.infer(
-        SERVED_MODEL_NAME,
-        triton_inputs(rows[20:], grpcclient, [f"E{i}" for i in ids[20:]]),
-        request_id="grpc-1",
-    )
+    inputs = triton_inputs(rows[20:], grpcclient, [f"E{i}" for i in ids[20:]])
+    result = client.infer(SERVED_MODEL_NAME, inputs, request_id=str(uuid.uuid4()))
     answered[result.get_response().id] = [f"E{i}" for i in ids[20:]]
     response = _infer(server, rows[:3])
     answered[response.json()["id"]] = [None] * 3
@@ -78,11 +85,15 @@ def _send_rest_and_grpc(server: Server, employees: pd.DataFrame) -> dict[str, li
 def test_rows_are_logged_with_hashed_keys_and_nothing_answered_is_lost_on_sigterm(
     release, employees, tmp_path
 ):
+    """Two inference workers append to one table (each with its own writer, committing at the same
+    moments: Delta's optimistic concurrency sorts them out)."""
     location = str(tmp_path / "inference-log")
-    server = _server(release, location, tmp_path, **{ENTITY_KEY_ENV: SECRET})
+    server = _server(release, location, tmp_path, workers=2, **{ENTITY_KEY_ENV: SECRET})
     with server:
         metadata = requests.get(server.http_url + model_path(SERVED_MODEL_NAME), timeout=10).json()
-        answered = _send_rest_and_grpc(server, employees)
+        answered = {}
+        for _ in range(3):  # spread over both workers (MLServer's round robin)
+            answered |= _send_rest_and_grpc(server, employees)
         bad = _infer(server, _rows(employees.head(2)), [1.5, 2.5])
         assert bad.status_code == 400 and ENTITY_INPUT in bad.text
         wrong_count = _infer(server, _rows(employees.head(2)), [1])
@@ -103,6 +114,7 @@ def test_rows_are_logged_with_hashed_keys_and_nothing_answered_is_lost_on_sigter
     raw = {str(i) for ids in answered.values() for i in ids if i is not None}
     assert not raw & stored, "a raw employee id was stored"
     assert log["probability"].between(0, 1).all() and log["model_name"].eq(SERVED_MODEL_NAME).all()
+    assert (tmp_path / "log").read_text().count("inference log: flushed and closed (0 rows") == 2
 
 
 def _keys(ids: list) -> list:
@@ -224,3 +236,23 @@ def test_soak_on_azurite_with_a_storage_outage_loses_no_answered_row(release, tm
     assert log["failed_commits"] >= 1, "the outage did not reach the writer"
     assert log["rows_missing"] == 0 and log["rows_logged_twice"] == 0, log
     assert log["rows_logged"] >= log["rows_answered"] - log["rows_dropped"] > 0
+
+
+def test_a_full_buffer_and_failing_storage_never_fail_a_request_and_are_counted(release, employees, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("the table's parent is a file: every commit fails")
+    env = {"ATTRITION_INFERENCE_LOG_BUFFER_ROWS": "10", "ATTRITION_INFERENCE_LOG_FLUSH_TIMEOUT_S": "1"}
+    server = _server(release, str(blocker / "log"), tmp_path, **env)
+    rows = _rows(employees.head(3))
+    with server:
+        for _ in range(10):
+            assert _infer(server, rows).status_code == 200
+        deadline = time.monotonic() + 20
+        while _metric(server, "attrition_inference_log_failed_commits_total") < 1:
+            assert time.monotonic() < deadline, "no failed commit counted"
+            time.sleep(0.2)
+        dropped = _metric(server, "attrition_inference_log_dropped_rows_total")
+    assert dropped == 30 - 9  # three requests (9 rows) fit in the buffer of 10
+    output = (tmp_path / "log").read_text()
+    assert "inference log: dropped 3 rows because the buffer is full" in output
+    assert "flushed and closed (9 rows could not be written)" in output
