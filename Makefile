@@ -53,13 +53,16 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 	@touch $@
 
 # Azurite (the Azure Storage emulator, npm) for the inference log's tests, soak and benchmark, in a
-# project-local folder; Debian's node and npm if the machine has no npm.
-AZURITE_VERSION := 3.37.0
-AZURITE := .azurite/node_modules/.bin/azurite-blob
+# project-local folder; Debian's node and npm if the machine has no npm. 3.35.0: the last release
+# that runs on Debian 12's Node 18 (3.36 needs Node 21, 3.37 Node 22).
+AZURITE_VERSION := 3.35.0
+# A stamp named by the version: changing the pin reinstalls (the binary is .azurite/node_modules/.bin).
+AZURITE := .azurite/.installed-$(AZURITE_VERSION)
 
 $(AZURITE):
 	command -v npm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends nodejs npm)
 	npm install --prefix .azurite --no-audit --no-fund --ignore-scripts azurite@$(AZURITE_VERSION)
+	@touch $@
 
 azurite: $(AZURITE)  ## install the Azure Storage emulator for the inference log's tests
 
