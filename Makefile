@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean
+.PHONY: azurite install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -84,6 +84,20 @@ $(NANNYML_VENV)/.stamp: tools/nannyml-requirements.txt | $(UV)
 		-r tools/nannyml-requirements.txt
 	@touch $@
 
+# Azurite (the Azure Storage emulator, npm) for the inference log's tests, soak and benchmark, in a
+# project-local folder; Debian's node and npm if the machine has no npm. 3.35.0: the last release
+# that runs on Debian 12's Node 18 (3.36 needs Node 21, 3.37 Node 22).
+AZURITE_VERSION := 3.35.0
+# A stamp named by the version: changing the pin reinstalls (the binary is .azurite/node_modules/.bin).
+AZURITE := .azurite/.installed-$(AZURITE_VERSION)
+
+$(AZURITE):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends nodejs npm)
+	npm install --prefix .azurite --no-audit --no-fund --ignore-scripts azurite@$(AZURITE_VERSION)
+	@touch $@
+
+azurite: $(AZURITE)  ## install the Azure Storage emulator for the inference log's tests
+
 install-serve: $(VENV)/.serve-stamp
 install-clients: $(CLIENTS_VENV)/.stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp $(NANNYML_VENV)/.stamp
@@ -99,7 +113,7 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install chromium  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
+test: install chromium $(AZURITE)  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
@@ -134,10 +148,10 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 	@if [ -x "$(CHROMIUM)" ]; then $(BIN)/python -m attrition_tools.book_check; \
 	else echo "pages not checked: no browser at $(CHROMIUM) (make chromium, or CHROMIUM=/path/to/chrome)"; fi
 
-bench: install  ## latency, throughput, start-up and memory vs bare MLServer
+bench: install $(AZURITE)  ## latency, throughput, start-up and memory vs bare MLServer
 	$(BIN)/python -m attrition_tools.bench
 
-soak: install  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
+soak: install $(AZURITE)  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
 	$(BIN)/python -m attrition_tools.soak
 
 clean:

@@ -42,6 +42,11 @@ def server(release, tmp_path_factory):
 
     log = tmp_path_factory.mktemp("server") / "mlserver.log"
     # Window tests as soon as they are due (no 1 s spacing), so that tests see each one.
-    env = {"ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S), "ATTRITION_DRIFT_MIN_INTERVAL_S": "0"}
+    env = {
+        "ATTRITION_ANCHOR_BUDGET_S": str(ANCHOR_BUDGET_S),
+        "ATTRITION_DRIFT_MIN_INTERVAL_S": "0",
+        # The inference log in a throw-away folder, never in the checkout.
+        "ATTRITION_INFERENCE_LOG": str(tmp_path_factory.mktemp("inference-log")),
+    }
     with Server(config.model_uri(config.PRODUCTION), ports=free_ports(), env=env, log_path=log) as running:
         yield running

@@ -50,7 +50,11 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
         memory = report["memory"][server]
         assert len(memory["peak_worker_mib"]) == memory["workers"] >= 1
         assert memory["peak_total_mib"] >= max(memory["peak_main_mib"], *memory["peak_worker_mib"]) > 0
-    assert len(report["targets"]) == 11
+    log = report["inference_log"]
+    assert [r["server"] for r in log["rows"]] == ["ours, log off", "ours, log on"]
+    assert all(_positive(r[k]) for r in log["rows"] for k in ("p50_ms", "rps"))
+    assert log["writer"]["dropped"] == 0 and log["writer"]["written"] == log["writer"]["rows"] > 0
+    assert len(report["targets"]) == 14
     assert all(_positive(t["measured"]) and isinstance(t["met"], bool) for t in report["targets"])
 
     binary = report["binary"]
@@ -60,4 +64,5 @@ def test_quick_benchmark_reports_every_row_and_ratio(release, tmp_path):
     assert json.loads((tmp_path / "latest.json").read_text()) == report
     markdown = (tmp_path / "latest.md").read_text()
     assert report["date"] in markdown and report["machine"]["cpu"] in markdown
-    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 6 + 11 + 11 + 3  # 7 tables: header + rows
+    # 8 tables: header + rows (the inference log's: off and on; the targets: 14)
+    assert markdown.count("\n| ") == 5 + 10 + 4 + 5 + 3 + 6 + 11 + 14 + 3

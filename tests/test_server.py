@@ -66,12 +66,13 @@ def test_health_and_metadata(server):
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(SERVED_MODEL_NAME)
     metadata = client.get_model_metadata(SERVED_MODEL_NAME)
     inputs = {i["name"]: i for i in metadata["inputs"]}
-    assert list(inputs) == list(FEATURES)
+    assert list(inputs) == [*FEATURES, "employee_id"]  # the features, then the optional entity id
+    assert inputs["employee_id"]["parameters"]["optional"] is True
     assert inputs["OverTime"]["datatype"] == "BYTES" and inputs["Age"]["datatype"] == "FP64"
     assert inputs["JobRole"]["parameters"]["allowed_values"] == list(CATEGORICAL["JobRole"])
     assert [o["name"] for o in metadata["outputs"]] == [o.name for o in ALL_OUTPUTS]
     grpc = grpcclient.InferenceServerClient(server.grpc_address)
-    assert grpc.is_server_ready() and len(grpc.get_model_metadata(SERVED_MODEL_NAME).inputs) == 30
+    assert grpc.is_server_ready() and len(grpc.get_model_metadata(SERVED_MODEL_NAME).inputs) == 31
 
 
 def test_batch_gets_every_output_and_drift(server, test_rows):

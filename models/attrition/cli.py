@@ -12,6 +12,12 @@ from attrition import backends, config
 from attrition.contract.errors import AttritionError
 from attrition.contract.trust import Explain
 
+LOG_HELP = (
+    "also append the scores to the inference log at this location (a folder or abfss:// URL); "
+    "employee ids (an employee_id or EmployeeNumber column) are stored as keys hashed with "
+    "$ATTRITION_ENTITY_KEY"
+)
+
 
 def _train(args: argparse.Namespace) -> int:
     from attrition.training.release import train_and_register
@@ -51,12 +57,16 @@ def _predict(args: argparse.Namespace) -> int:
     bundle = load(uri)
     codes = frame_codes(frame.loc[:, [name for name in FEATURES if name in frame.columns]])
     scores = bundle.score_codes(codes)
+    from attrition.inference_log.offline import entity_column
+
     out = pd.DataFrame({output.name: scores[output.name] for output in ROW_OUTPUTS})
-    if "EmployeeNumber" in frame.columns:
-        out.insert(0, "EmployeeNumber", frame["EmployeeNumber"])
+    entity = entity_column(frame)
+    if entity:
+        out.insert(0, entity, frame[entity])
     if args.explain != "none":
         out["explanation"] = [json.dumps(e) for e in bundle.explain_codes(codes, args.explain)]
     out.to_csv(args.output or sys.stdout, index=False)
+    report = None
     if args.drift and len(codes) < MIN_DRIFT_ROWS:
         print(f"batch drift: not tested (needs at least {MIN_DRIFT_ROWS} rows)", file=sys.stderr)
     elif args.drift:
@@ -65,7 +75,23 @@ def _predict(args: argparse.Namespace) -> int:
             f"batch drift: {report.is_drift} (features: {', '.join(report.drifted) or 'none'})",
             file=sys.stderr,
         )
+    if args.log:
+        _append_to_log(
+            args.log, out, frame[entity] if entity else None, uri, bundle.info.trust_backend, report
+        )
     return 0
+
+
+def _append_to_log(location: str, scores: pd.DataFrame, entities, uri: str, trust: str, report=None) -> None:
+    """One commit of a CLI run's scores to the inference log (stderr says where)."""
+    from attrition import registry
+    from attrition.inference_log.offline import append_scores
+
+    version = registry.version_of(uri) or uri
+    is_drift = None if report is None else bool(report.is_drift)
+    entities = None if entities is None else entities.tolist()
+    rows = append_scores(location, scores, entities, version, trust, is_drift=is_drift)
+    print(f"inference log: {rows} rows appended to {location}", file=sys.stderr)
 
 
 def _score_table(args: argparse.Namespace) -> int:
@@ -93,11 +119,60 @@ def _score_table(args: argparse.Namespace) -> int:
             seed=args.seed,
             run_name=args.run_name,
         )
+        if args.log:
+            from attrition.inference_log.offline import append_scored_table
+
+            rows = append_scored_table(args.log, spark, report)
+            print(f"inference log: {rows} rows appended to {args.log}", file=sys.stderr)
     finally:
         if started:
             spark.stop()
     print(report.summary())
     return 0
+
+
+def _log_compact(args: argparse.Namespace) -> int:
+    from attrition.inference_log.table import compact, storage_options
+    from attrition_runtime.settings import RuntimeSettings
+
+    settings = RuntimeSettings()
+    location = args.log or settings.inference_log
+    retention = (
+        args.retention_days if args.retention_days is not None else settings.inference_log_retention_days
+    )
+    options = storage_options(location, settings.inference_log_storage_options)
+    print(f"{location}: {compact(location, retention, args.vacuum_hours, options).summary()}")
+    return 0
+
+
+def _log_commands(sub) -> None:
+    from attrition.inference_log.table import VACUUM_RETENTION_HOURS
+
+    log = sub.add_parser("log", help="maintain the inference log (a Delta table)")
+    log_sub = log.add_subparsers(dest="log_command", required=True)
+    compact = log_sub.add_parser(
+        "compact",
+        help="delete days past retention, rewrite small files into few, vacuum",
+        description="The server commits small files every few seconds per worker: run this daily "
+        "(a Kubernetes CronJob, a Databricks job) to keep reads fast and storage bounded.",
+    )
+    compact.add_argument(
+        "--log", help="table location (default: $ATTRITION_INFERENCE_LOG or the local folder)"
+    )
+    compact.add_argument(
+        "--retention-days",
+        type=int,
+        help="delete whole days older than this "
+        "(default: $ATTRITION_INFERENCE_LOG_RETENTION_DAYS; unset: keep all)",
+    )
+    compact.add_argument(
+        "--vacuum-hours",
+        type=int,
+        default=VACUUM_RETENTION_HOURS,
+        help="remove files that left the table longer ago than this (default: %(default)s, Delta's own; "
+        "less breaks readers of older versions)",
+    )
+    compact.set_defaults(func=_log_compact)
 
 
 def _model_choice(command: argparse.ArgumentParser) -> None:
@@ -133,11 +208,13 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", "-o", help="output CSV (default: stdout)")
     predict.add_argument("--explain", choices=[str(mode) for mode in Explain], default=str(Explain.NONE))
     predict.add_argument("--drift", action="store_true", help="also test the whole file for drift (stderr)")
+    predict.add_argument("--log", help=LOG_HELP)
     predict.set_defaults(func=_predict)
     _add_score_table(sub)
     from attrition.outcomes.command import add_parser as add_outcomes
 
     add_outcomes(sub)
+    _log_commands(sub)
     return root
 
 
@@ -186,6 +263,7 @@ def _add_score_table(sub) -> None:
     score.add_argument("--seed", type=int, default=0, help="of the drift sample")
     score.add_argument("--run-name", default="score-table", help="MLflow run name")
     score.add_argument("--cores", type=int, default=2, help="of the local Spark session, if one is started")
+    score.add_argument("--log", help=LOG_HELP)
     score.set_defaults(func=_score_table)
 
 

@@ -44,6 +44,11 @@ def local_mlflow_dir() -> Path:
     return project_home() / "mlflow"
 
 
+def local_inference_log_dir() -> Path:
+    """The inference log's Delta table when ``ATTRITION_INFERENCE_LOG`` names none."""
+    return project_home() / "inference-log"
+
+
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` if set, else an embedded sqlite store under the project."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")

@@ -12,6 +12,7 @@ from types import ModuleType
 import numpy as np
 
 from attrition.contract.schema import CATEGORICAL, FEATURES
+from attrition.inference_log.keys import ENTITY_INPUT
 from attrition_runtime.binary import BINARY_MEDIA_TYPE, HEADER_LENGTH, pack_bytes
 from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_DATATYPE
 
@@ -50,8 +51,9 @@ EXAMPLE_EMPLOYEE: dict[str, str | float] = {
 }
 
 
-def v2_request(rows: list[dict], parameters: dict | None = None) -> dict:
-    """A V2 JSON request body for rows of features (what curl or any HTTP client sends)."""
+def v2_request(rows: list[dict], parameters: dict | None = None, employee_ids: list | None = None) -> dict:
+    """A V2 JSON request body for rows of features (what curl or any HTTP client sends), with the
+    optional ``employee_id`` input (ints go as INT64, anything else as BYTES)."""
     inputs = []
     for name in FEATURES:
         values = [row[name] for row in rows]
@@ -62,10 +64,23 @@ def v2_request(rows: list[dict], parameters: dict | None = None) -> dict:
         else:
             data = [float(v) for v in values]
             inputs.append({"name": name, "datatype": NUMERIC_DATATYPE, "shape": [len(rows)], "data": data})
+    if employee_ids is not None:
+        inputs.append(
+            {
+                "name": ENTITY_INPUT,
+                "datatype": _id_datatype(employee_ids),
+                "shape": [len(rows)],
+                "data": employee_ids,
+            }
+        )
     body: dict = {"inputs": inputs}
     if parameters:
         body["parameters"] = parameters
     return body
+
+
+def _id_datatype(employee_ids: list) -> str:
+    return "INT64" if all(isinstance(i, int) for i in employee_ids) else CATEGORICAL_DATATYPE
 
 
 def columns(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -76,15 +91,25 @@ def columns(rows: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
-def triton_inputs(rows: list[dict], protocol: ModuleType, binary: bool = True) -> list:
-    """``InferInput`` objects for ``tritonclient.http`` or ``tritonclient.grpc`` (pass the module).
+def triton_inputs(
+    rows: list[dict], protocol: ModuleType, employee_ids: list | None = None, binary: bool = True
+) -> list:
+    """``InferInput`` objects for ``tritonclient.http`` or ``tritonclient.grpc`` (pass the module), with
+    the optional ``employee_id`` input.
 
     Over HTTP the data goes as binary tensors, tritonclient's default (the server speaks the binary
     tensor data extension), or as JSON with ``binary=False``.
     """
     inputs = []
-    for name, values in columns(rows).items():
-        datatype = CATEGORICAL_DATATYPE if name in CATEGORICAL else NUMERIC_DATATYPE
+    tensors = [
+        (name, values, CATEGORICAL_DATATYPE if name in CATEGORICAL else NUMERIC_DATATYPE)
+        for name, values in columns(rows).items()
+    ]
+    if employee_ids is not None:
+        datatype = _id_datatype(employee_ids)
+        values = np.array(employee_ids, dtype=np.int64 if datatype == "INT64" else object)
+        tensors.append((ENTITY_INPUT, values, datatype))
+    for name, values, datatype in tensors:
         tensor = protocol.InferInput(name, [len(rows)], datatype)
         if protocol.__name__.endswith("http"):
             tensor.set_data_from_numpy(values, binary_data=binary)

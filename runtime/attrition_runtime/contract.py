@@ -16,7 +16,14 @@ from attrition.contract.errors import InvalidInput
 from attrition.contract.outputs import ALL_OUTPUTS, DRIFT_OUTPUTS, EXPLANATION, ROW_OUTPUTS, Output
 from attrition.contract.schema import CATEGORICAL, FEATURES, NUMERIC
 from attrition.contract.trust import DriftReport, Explain
-from attrition_runtime.wire import CATEGORICAL_DATATYPE, NUMERIC_ACCEPTED, NUMERIC_DATATYPE, V2_DATATYPES
+from attrition.inference_log.keys import ENTITY_INPUT
+from attrition_runtime.wire import (
+    CATEGORICAL_DATATYPE,
+    ENTITY_DATATYPES,
+    NUMERIC_ACCEPTED,
+    NUMERIC_DATATYPE,
+    V2_DATATYPES,
+)
 
 #: Values of the request parameter ``explain``, as JSON gives them (case-insensitive strings).
 EXPLAIN_VALUES: dict[object, Explain] = {
@@ -42,6 +49,20 @@ def input_metadata() -> list[MetadataTensor]:
             params = Parameters(content_type="np", minimum=NUMERIC[name].low, maximum=NUMERIC[name].high)
             datatype = NUMERIC_DATATYPE
         tensors.append(MetadataTensor(name=name, datatype=datatype, shape=[-1], parameters=params))
+    tensors.append(
+        MetadataTensor(
+            name=ENTITY_INPUT,
+            datatype=ENTITY_DATATYPES[0],
+            shape=[-1],
+            parameters=Parameters(
+                content_type="str",
+                optional=True,
+                accepted_datatypes=list(ENTITY_DATATYPES),
+                description="the caller's employee id, never a feature: stored in the inference log "
+                "only as a keyed hash",
+            ),
+        )
+    )
     return tensors
 
 
@@ -93,13 +114,19 @@ def _rows(request_input: RequestInput) -> int:
 
 
 def decode_inputs(inputs: list[RequestInput], max_rows: int) -> dict[str, np.ndarray]:
-    """V2 inputs -> one array of raw values per feature (the schema's own checks come next)."""
+    """V2 inputs -> one array of raw values per feature (the schema's own checks come next); the
+    optional ``employee_id`` input is checked here but decoded by :func:`decode_entities`."""
     if not inputs:
         raise InvalidInput("inputs", f"empty; expected one input per feature: {list(FEATURES)}")
     by_name: dict[str, RequestInput] = {}
     for request_input in inputs:
+        if request_input.name == ENTITY_INPUT:
+            continue
         if request_input.name not in CATEGORICAL and request_input.name not in NUMERIC:
-            raise InvalidInput(request_input.name, f"unknown input; expected only {list(FEATURES)}")
+            raise InvalidInput(
+                request_input.name,
+                f"unknown input; expected only {list(FEATURES)} and optionally {ENTITY_INPUT!r}",
+            )
         if request_input.name in by_name:
             raise InvalidInput(request_input.name, "given twice")
         by_name[request_input.name] = request_input
@@ -118,6 +145,33 @@ def decode_inputs(inputs: list[RequestInput], max_rows: int) -> dict[str, np.nda
     if n > max_rows:
         raise InvalidInput("inputs", f"batch of {n} rows exceeds the maximum of {max_rows}; split it")
     return {name: _decode(by_name[name], n) for name in FEATURES}
+
+
+def decode_entities(inputs: list[RequestInput], n: int) -> list | None:
+    """The optional ``employee_id`` input: one id per row (str or int), or None when not sent."""
+    given = [request_input for request_input in inputs if request_input.name == ENTITY_INPUT]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise InvalidInput(ENTITY_INPUT, "given twice")
+    request_input = given[0]
+    datatype = getattr(request_input.datatype, "value", request_input.datatype)
+    if datatype not in ENTITY_DATATYPES:
+        raise InvalidInput(ENTITY_INPUT, f"datatype {datatype}; expected one of {list(ENTITY_DATATYPES)}")
+    if _rows(request_input) != n:
+        raise InvalidInput(ENTITY_INPUT, f"has {_rows(request_input)} rows but the features have {n}")
+    try:
+        if datatype == CATEGORICAL_DATATYPE:
+            values = list(StringCodec.decode_input(request_input))
+        else:
+            values = NumpyCodec.decode_input(request_input).reshape(-1).tolist()
+    except Exception as exc:  # MLServer's codecs raise anything on malformed data
+        raise InvalidInput(ENTITY_INPUT, f"data does not match datatype {datatype}: {exc}") from exc
+    if len(values) != n:
+        raise InvalidInput(ENTITY_INPUT, f"shape says {n} rows but data has {len(values)} values")
+    if any(not str(value).strip() for value in values):
+        raise InvalidInput(ENTITY_INPUT, "an empty id; send one id per row")
+    return values
 
 
 def _decode(request_input: RequestInput, n: int) -> np.ndarray:

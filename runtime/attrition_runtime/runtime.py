@@ -72,6 +72,8 @@ class Request:
     explain: Explain
     drift: bool
     columns: dict[str, np.ndarray]
+    #: The optional ``employee_id`` input, one per row (never a feature).
+    entities: list | None = None
 
 
 class AttritionRuntime(MLflowRuntime):
@@ -110,6 +112,7 @@ class AttritionRuntime(MLflowRuntime):
             self.options.log_payloads,
             training_roc_auc=self.bundle.info.cv_roc_auc,
         )
+        self.logbook = self._open_logbook()
         # Ready now; the first drift test's and explanation's imports are done in the background.
         threading.Thread(target=self.bundle.warm_up, name="attrition-warm-up", daemon=True).start()
         info = self.bundle.info
@@ -142,6 +145,8 @@ class AttritionRuntime(MLflowRuntime):
         self.monitor.observe(
             payload.id, started, request.codes, scores, report, request.explain, lambda: _records(request)
         )
+        if self.logbook is not None:
+            self.logbook.record(payload.id, request.entities, scores, report)
         return InferenceResponse(
             id=payload.id,
             model_name=self.name,
@@ -157,9 +162,28 @@ class AttritionRuntime(MLflowRuntime):
             explain = contract.explain_mode(payload.parameters)
             drift = contract.drift_requested(payload.parameters)
             columns = contract.decode_inputs(payload.inputs, self.options.max_batch_rows)
-            return Request(encode(columns), explain, drift, columns)
+            entities = contract.decode_entities(payload.inputs, len(next(iter(columns.values()))))
+            return Request(encode(columns), explain, drift, columns, entities)
         except InvalidInput as error:
             raise InvalidRequest(error) from error
+
+    def _open_logbook(self):
+        """The inference log's writer for this worker, or None when the log is switched off."""
+        if not self.options.inference_log_on:
+            logger.info("inference log: off (ATTRITION_INFERENCE_LOG)")
+            return None
+        from attrition_runtime.logbook import Logbook
+
+        version = self.version or self.bundle_version
+        return Logbook(self.options, self.name, version, self.bundle.info.trust_backend, logger)
+
+    async def unload(self) -> bool:
+        """Commits the inference log's buffer: the server unloads its models on SIGTERM (start.py)."""
+        logbook = getattr(self, "logbook", None)
+        if logbook is not None:
+            self.logbook = None
+            await asyncio.get_running_loop().run_in_executor(None, logbook.close)
+        return await super().unload()
 
     async def explain(self, request: Request) -> list[dict]:
         anchors = request.explain is Explain.ANCHORS

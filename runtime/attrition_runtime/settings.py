@@ -16,6 +16,8 @@ MAX_BATCH_ROWS = 1000
 #: Bytes a request may take per value: a V2 JSON number or category name with its separator is under 30
 #: bytes; 64 leaves room for names, shapes and whitespace. 1,000 rows x 30 inputs x 64 B = 1.9 MB.
 BYTES_PER_VALUE = 64
+#: Values of ``ATTRITION_INFERENCE_LOG`` that switch the log off.
+INFERENCE_LOG_OFF = frozenset({"", "off", "false", "none"})
 
 
 class RuntimeSettings(BaseSettings):
@@ -40,6 +42,22 @@ class RuntimeSettings(BaseSettings):
     #: Explanation requests waiting or running per worker; more get 429 with Retry-After.
     max_queued_explanations: int = Field(8, ge=1)
     log_payloads: bool = False
+    #: The inference log (a Delta table): a folder, ``abfss://container@account.dfs.core.windows.net/path``
+    #: or ``az://container/path``; ``off`` switches it off. Default: ``inference-log/`` in the project home.
+    inference_log: str = Field(default_factory=lambda: str(config.local_inference_log_dir()))
+    #: delta-rs storage options on top of what it reads from the environment (JSON in the environment).
+    inference_log_storage_options: dict[str, str] = Field(default_factory=dict)
+    #: The writer commits every this many rows or this many seconds, whichever comes first: a
+    #: ``kill -9`` loses at most the rows of one interval.
+    inference_log_commit_rows: int = Field(1000, ge=1)
+    inference_log_commit_s: float = Field(10.0, gt=0)
+    #: Rows buffered per worker (while storage is down too); more are dropped and counted.
+    inference_log_buffer_rows: int = Field(100_000, ge=1)
+    #: How long a shutdown keeps trying to commit what is buffered: with the drain (ATTRITION_DRAIN_S,
+    #: 30 s at most) within the pod's terminationGracePeriodSeconds (45 s).
+    inference_log_flush_timeout_s: float = Field(10.0, gt=0)
+    #: Days of log that ``attrition log compact`` keeps (whole days; none: keep everything).
+    inference_log_retention_days: int | None = Field(None, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -52,6 +70,10 @@ class RuntimeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment (a Kubernetes ConfigMap) beats the file baked into the image.
         return env_settings, init_settings
+
+    @property
+    def inference_log_on(self) -> bool:
+        return self.inference_log.strip().lower() not in INFERENCE_LOG_OFF
 
     def resolve_model_uri(self, settings_uri: str | None = None) -> str:
         """``ATTRITION_MODEL_URI``, else model-settings.json's ``uri``, else the alias in the registry."""
@@ -67,3 +89,4 @@ def env_name(setting: str) -> str:
 
 MODEL_URI_ENV = env_name("model_uri")
 MODEL_ALIAS_ENV = env_name("model_alias")
+INFERENCE_LOG_ENV = env_name("inference_log")

@@ -7,6 +7,9 @@ production rollout needs (the container's entry point and the dev launcher both 
   so requests in flight when SIGTERM arrives fail. This stops the listeners first, lets in-flight
   requests finish (up to ``ATTRITION_DRAIN_S``, default 30 s: covers the anchor budget), and only
   then closes the workers.
+- **Stopping loses no logged row.** After the drain, the models are unloaded, which runs each worker's
+  ``unload``: the inference log's writer commits what it buffered (MLServer's own stop closes the
+  workers without unloading).
 - **A dead worker is a 503, not a 500.** When the worker process dies (an OOM kill), MLServer fails
   the requests it had and the ones sent before its replacement is ready with 500s, and readiness stays
   200. Here they get 503 (gRPC UNAVAILABLE) with Retry-After, and readiness fails until the new worker
@@ -164,10 +167,20 @@ class AttritionServer(MLServer):
         if self._rest_server:
             await self._rest_server.stop(sig)
             await _drained(self._rest_server._server, drain_s)
+        await self._unload_models()
         if self._inference_pool_registry:
             await self._inference_pool_registry.close()
         if self._metrics_server:
             await self._metrics_server.stop(sig)
+
+    async def _unload_models(self) -> None:
+        """Each model's unload in every worker (the inference log's final commit), before the pool
+        closes; a failure is logged, never keeps the server from stopping."""
+        for model in list(await self._model_registry.get_models()):
+            try:
+                await self._model_registry.unload_version(model.name, model.version)
+            except Exception as error:
+                logger.warning(f"unloading {model.name} at shutdown failed: {type(error).__name__}: {error}")
 
 
 async def _drained(uvicorn_server, timeout_s: float) -> None:

@@ -11,6 +11,8 @@ CATEGORICAL_DATATYPE = "BYTES"
 NUMERIC_DATATYPE = "FP64"
 #: Numeric datatypes accepted (and converted to FP64).
 NUMERIC_ACCEPTED = ("FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
+#: Datatypes of the optional ``employee_id`` input (a string id, or a number like EmployeeNumber).
+ENTITY_DATATYPES = ("BYTES", "INT64", "INT32")
 #: The V2 datatype of each kind of model output (attrition.contract.outputs).
 V2_DATATYPES: dict[Kind, str] = {"float64": "FP64", "str": "BYTES", "bool": "BOOL"}
 

@@ -93,6 +93,27 @@ def test_bad_requests_are_refused_naming_the_field(case):
         assert "maximum" in str(error.value)
 
 
+def test_employee_id_is_optional_never_a_feature_and_checked():
+    rows = [EXAMPLE_EMPLOYEE, EXAMPLE_EMPLOYEE]
+    for ids in ([1042, 1043], ["E-1042", "E-1043"]):
+        request = _request(v2_request(rows, employee_ids=ids))
+        assert list(contract.decode_inputs(request.inputs, MAX_ROWS)) == list(FEATURES)
+        assert contract.decode_entities(request.inputs, 2) == ids
+    assert contract.decode_entities(_request(v2_request(rows)).inputs, 2) is None
+    for ids, edit_tensor, needle in (
+        ([1, 2], {"datatype": "FP64"}, "datatype FP64"),
+        ([1], {"shape": [1]}, "has 1 rows"),
+        (["", "x"], {}, "empty id"),
+    ):
+        body = v2_request(rows, employee_ids=ids)
+        body["inputs"][-1].update(edit_tensor)
+        with pytest.raises(InvalidInput, match=needle) as refused:
+            contract.decode_entities(_request(body).inputs, 2)
+        assert refused.value.field == "employee_id"
+    metadata = {tensor.name: tensor for tensor in contract.input_metadata()}
+    assert metadata["employee_id"].parameters.optional is True and len(metadata) == len(FEATURES) + 1
+
+
 # --- request parameters ------------------------------------------------------------------------------
 
 

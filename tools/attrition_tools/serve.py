@@ -24,7 +24,7 @@ from pathlib import Path
 
 from attrition import config, registry
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
-from attrition_runtime.settings import MODEL_URI_ENV, RuntimeSettings
+from attrition_runtime.settings import INFERENCE_LOG_ENV, MODEL_URI_ENV, RuntimeSettings
 from attrition_runtime.wire import DEFAULT_PORTS, model_path
 
 #: Folder with settings.json and model-settings.json: ``runtime/`` of the checkout.
@@ -174,7 +174,9 @@ class Server:
             self.stop()
         raise AssertionError(f"{self.model_uri} was served; it should have been refused")
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 45.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (the pod's grace period: drain, then the inference
+        log's final commit)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -217,6 +219,14 @@ def curl_example(server: Server) -> str:
     return f"curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
 
 
+def inference_log_line() -> str:
+    """Where the server logs what it answers (a Delta table), or how to switch the log on."""
+    settings = RuntimeSettings()
+    if not settings.inference_log_on:
+        return f"inference log: off (set {INFERENCE_LOG_ENV} to a folder or abfss:// URL)"
+    return f"inference log: {settings.inference_log} (a Delta table; attrition log compact keeps it small)"
+
+
 def main(argv: list[str] | None = None) -> int:
     ports = default_ports()
     parser = argparse.ArgumentParser(prog="attrition-serve", description=__doc__.splitlines()[0])
@@ -239,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = server.wait_ready()
         print(
             f"\nready in {seconds:.1f}s: {SERVED_MODEL_NAME} ({uri}) on REST {server.http_url}, "
-            f"gRPC {server.grpc_address}, metrics {server.metrics_url}\n\n{curl_example(server)}\n",
+            f"gRPC {server.grpc_address}, metrics {server.metrics_url}\n{inference_log_line()}\n\n"
+            f"{curl_example(server)}\n",
             flush=True,
         )
         return server.process.wait()

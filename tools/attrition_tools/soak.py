@@ -88,6 +88,8 @@ class SoakSettings:
     seed: int = 0
     #: Distinct bodies per kind, built once: serialising during the run would load the 2 shared cores.
     pool: int = 64
+    #: Azurite (the inference log's storage) is stopped this long in the middle of the run.
+    outage_s: float = 30.0
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -273,6 +275,7 @@ class Record:
     kind: str
     protocol: str
     outcome: Outcome
+    rows: int = 0
 
 
 @dataclass
@@ -325,7 +328,9 @@ class _Clients:
         except (aiohttp.ClientError, TimeoutError) as error:
             outcome = Outcome("transport", type(error).__name__, str(error)[:300])
         done = time.perf_counter()
-        self.traffic.records.append(Record(t - self.started, done - t, request.kind, protocol, outcome))
+        self.traffic.records.append(
+            Record(t - self.started, done - t, request.kind, protocol, outcome, request.rows)
+        )
         self.traffic.classes[outcome.cls] += 1
         if outcome.cls == "shed":  # a well-behaved client waits as told (never past the deadline)
             await asyncio.sleep(min(outcome.retry_after, max(self.deadline - done, 0)))
@@ -449,6 +454,8 @@ def summary(traffic: Traffic, memory: RssSeries, settings: SoakSettings, workers
         "requests": len(records),
         **_timing([r.latency_s for r in records], seconds),
         "classes": _counts(records),
+        # Rows of the requests answered 200 with probabilities: what the inference log must hold.
+        "rows_answered": sum(r.rows for r in records if r.outcome.cls == "2xx"),
     }
     kinds = []
     for kind in KINDS:
@@ -589,6 +596,27 @@ def write(report: dict, out: Path) -> None:
 # --- make soak --------------------------------------------------------------------------------------
 
 
+def soak_logged(uri: str, settings: SoakSettings, log: Path, progress: Callable[[str], None] = print) -> dict:
+    """The soak of a server that writes its inference log to Azurite, with a storage outage of
+    ``settings.outage_s`` in the middle; the report gains the log's section and checks."""
+    from attrition_tools import soak_log
+
+    with soak_log.logged_storage() as (env, azurite, location):
+        with Server(uri, ports=free_ports(), env=env, log_path=log) as server:
+            model = {"uri": uri, "version": registry.version_of(uri)}
+            soak_log.outage(azurite, (settings.seconds - settings.outage_s) / 2, settings.outage_s, progress)
+            report = soak(server.http_url, server.grpc_address, server.process.pid, settings, model, progress)
+            counts = (
+                soak_log.metric(server.metrics_url, name) for name in (soak_log.DROPPED, soak_log.FAILED)
+            )
+            dropped, failed = counts
+        dropped += soak_log.dropped_at_close(log)
+        report["inference_log"] = soak_log.check(report, location, azurite.environment(), dropped, failed)
+    report["checks"] += soak_log.checks(report["inference_log"])
+    report["passed"] = all(c["met"] for c in report["checks"])
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="attrition-soak", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -602,7 +630,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help=f"JSON file (default {OUT_FILE} for a full run, else a temp folder)"
     )
     args = parser.parse_args(argv)
-    settings = SoakSettings(seconds=args.seconds, concurrency=args.concurrency)
+    # A 30 s outage in a ten-minute run; a third of a shorter one.
+    outage_s = min(SoakSettings.outage_s, args.seconds / 3)
+    settings = SoakSettings(seconds=args.seconds, concurrency=args.concurrency, outage_s=outage_s)
     full = settings.seconds >= DEFAULT_SECONDS
     out = args.out or (OUT_FILE if full else Path(tempfile.gettempdir()) / "attrition-soak" / "soak.json")
     # SIGTERM ends the run like Ctrl-C: the server (in a session of its own) is then stopped, not orphaned.
@@ -611,9 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = ensure_model()
     log = Path(tempfile.mkdtemp(prefix="attrition-soak-")) / "mlserver.log"
     try:
-        with Server(uri, ports=free_ports(), log_path=log) as server:
-            model = {"uri": uri, "version": registry.version_of(uri)}
-            report = soak(server.http_url, server.grpc_address, server.process.pid, settings, model)
+        report = soak_logged(uri, settings, log)
     except KeyboardInterrupt:
         print(f"soak: interrupted, server stopped; its log: {log}", file=sys.stderr)
         return 130

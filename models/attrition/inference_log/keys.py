@@ -16,6 +16,10 @@ from attrition.contract.errors import AttritionError
 
 #: The environment variable that holds the secret (any string; keep it in a secret store).
 ENTITY_KEY_ENV = "ATTRITION_ENTITY_KEY"
+#: The optional V2 input (and CSV column) that carries the caller's employee ids: never a feature.
+ENTITY_INPUT = "employee_id"
+#: CSV columns read as employee ids, in order of preference (the IBM data set calls it EmployeeNumber).
+ENTITY_COLUMNS = (ENTITY_INPUT, "EmployeeNumber")
 
 
 class EntityKeyMissing(AttritionError):

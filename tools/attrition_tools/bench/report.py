@@ -17,6 +17,21 @@ def _find(rows: list[dict], server: str, protocol: str | None, n: int, concurren
     return None
 
 
+def _inference_log_section(report: Report) -> list[str]:
+    log = report.get("inference_log")
+    if not log:
+        return []
+    lines = ["", "## The inference log: off vs on (two servers, alternating rounds), and its writer", ""]
+    lines += _table(
+        ["server", "concurrency", "p50 ms", "p99 ms", "req/s"],
+        [[r["server"], r["concurrency"], r["p50_ms"], r["p99_ms"], r["rps"]] for r in log["rows"]],
+    )
+    w = log["writer"]
+    lines += ["", f"Writer alone: {w['written']:,} rows committed at {w['rows_per_s']:,.0f} rows/s "
+              f"({w['dropped']} dropped)."]  # fmt: skip
+    return lines
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0 or not math.isfinite(a) or not math.isfinite(b):
         return None
@@ -118,11 +133,34 @@ def targets(report: Report, settings: BenchSettings) -> list[Target]:
         ("start to ready, ours", "<=", 4.0, "s", report["startup"]["ours"]["ready_s"]),
         ("peak RSS, whole process tree, ours", "<=", 600.0, "MiB", memory["peak_total_mib"]),
     ]  # fmt: skip
+    items += _inference_log_targets(report, top)
     out: list[Target] = []
     for name, op, target, unit, measured in items:
         met = None if measured is None else (measured <= target if op == "<=" else measured >= target)
         out.append({"name": name, "op": op, "target": target, "unit": unit, "measured": measured, "met": met})
     return out
+
+
+def _inference_log_targets(report: Report, top: int) -> list[tuple[str, str, float, str, float | None]]:
+    """Log on over log off (same run, alternating rounds), and the writer's rows/s over the server's
+    peak rows/s (the best rows/s of any cell of ours)."""
+    log = report.get("inference_log")
+    if not log:
+        return []
+    on, off = (next(r for r in log["rows"] if r["server"] == f"ours, log {side}") for side in ("on", "off"))
+    peak = max((r["rps"] * r["rows_per_request"] for r in report["rows"] if r["server"] == "ours"), default=0)
+    writer = log["writer"]["rows_per_s"]
+    return [
+        (f"REST 1-row throughput at concurrency {top}, log on / log off", ">=", 0.95, "x off",
+         _ratio(on["rps"], off["rps"])),
+        (f"REST 1-row p50 at concurrency {top}, log on / log off", "<=", 1.1, "x off",
+         _ratio(on["p50_ms"], off["p50_ms"])),
+        ("inference log writer rows/s / the server's peak rows/s", ">=", 5.0, "x peak", _ratio(writer, peak)),
+    ]  # fmt: skip
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -140,8 +178,8 @@ def _table(header: list[str], lines: list[list]) -> list[str]:
 
 
 def markdown(report: Report) -> str:
-    sections = (_header, _ours_vs_bare, _ours_vs_in_process, _large_over_small, _explain_startup_memory,
-                _profile, _batch, _targets)  # fmt: skip
+    sections = (_header, _ours_vs_bare, _ours_vs_in_process, _large_over_small, _inference_log_section,
+                _explain_startup_memory, _profile, _batch, _targets)  # fmt: skip
     return "\n".join(line for section in sections for line in section(report)) + "\n"
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from attrition import bundle as bundle_module
 from attrition import config, registry
 from attrition.contract.outputs import ROW_OUTPUTS
-from attrition_runtime.settings import RuntimeSettings
-from attrition_tools.bench import binary
+from attrition_runtime.settings import INFERENCE_LOG_ENV, RuntimeSettings
+from attrition_tools.bench import binary, inference_log
 from attrition_tools.bench.measure import (
     Workload,
     bare_settings_folder,
@@ -76,6 +76,7 @@ def run(settings: BenchSettings, out_dir: Path, progress=print) -> Report:
     local_rows, local_drift, local_explain = in_process(trust_bundle, settings, workload)
     bare, ours = _servers(trust_bundle, uri, settings, workload, workers, progress)
     del trust_bundle
+    report["inference_log"] = inference_log.measure(uri, settings, workload.rows[1], progress)
     report["batch"] = None
     if not settings.quick:  # Spark's start alone takes longer than a whole quick run
         from attrition_tools.bench import spark
@@ -132,8 +133,9 @@ def _servers(trust_bundle, uri: str, settings: BenchSettings, workload, workers:
             "bare", settings, workload, None, workers,
         )  # fmt: skip
         progress("bench: our server (bundle: probability, outliers, drift, explanations) ...")
+        logged = {INFERENCE_LOG_ENV: str(tmp / "inference-log")}  # as served: the log on
         ours = run_server(
-            Server(uri, ports=free_ports(), log_path=tmp / "ours.log"),
+            Server(uri, ports=free_ports(), env=logged, log_path=tmp / "ours.log"),
             "ours", settings, workload, ROW_OUTPUTS[0].name, workers,  # probability
         )  # fmt: skip
     return bare, ours

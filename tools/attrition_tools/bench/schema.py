@@ -104,6 +104,9 @@ class Report(TypedDict):
     profile: dict[str, float]
     #: full runs: attrition_tools.bench.spark.measure() (rows/s on local Spark and with pandas); quick: None
     batch: dict | None
+    #: "rows": 1-row REST at the top concurrency, "ours, log off" and "ours, log on" (same run, alternating);
+    #: "writer": the log's writer alone {"rows", "written", "dropped", "rows_per_s"}
+    inference_log: dict
     startup: dict[str, dict[str, float]]
     memory: dict[str, Memory]
     ratios: Ratios

@@ -1,0 +1,126 @@
+"""The inference log's writer on a real local Delta table: commits every N rows or T seconds, a full
+buffer drops (counted) without blocking, a storage failure is retried until it heals, nothing is
+committed twice, and ``attrition log compact`` with retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter as Tally
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from attrition import cli
+from attrition.inference_log import read
+from attrition.inference_log.table import append
+from attrition.inference_log.writer import Counters, LogWriter, request_rows, to_arrow
+
+
+def _rows(n: int, request_id: str = "r") -> dict[str, list]:
+    return request_rows(
+        request_id, [None] * n, "m", "1", "open", [0.5] * n, ["No"] * n, [0.1] * n, [False] * n, None
+    )
+
+
+def _tally() -> tuple[Tally, Counters]:
+    counts: Tally = Tally()
+    counters = Counters(
+        written=lambda n: counts.update(written=n),
+        dropped=lambda n: counts.update(dropped=n),
+        failed_commits=lambda n: counts.update(failed=n),
+    )
+    return counts, counters
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_commits_every_n_rows_then_every_t_seconds_then_on_close(tmp_path):
+    location = str(tmp_path / "log")
+    counts, counters = _tally()
+    writer = LogWriter(location, commit_rows=10, commit_s=60, counters=counters).start()
+    for i in range(3):
+        assert writer.put(_rows(4, f"r{i}"), 4)
+    _wait_for(lambda: counts["written"] == 12)  # 10 rows reached: committed long before 60 s
+    writer.put(_rows(3, "r3"), 3)
+    time.sleep(0.5)
+    assert len(read(location)) == 12  # 3 rows wait for 10 or 60 s
+    writer.close()
+    assert len(read(location)) == 15 and counts["dropped"] == 0
+
+    timed = LogWriter(str(tmp_path / "timed"), commit_rows=1000, commit_s=0.3).start()
+    timed.put(_rows(3), 3)
+    _wait_for(
+        lambda: (tmp_path / "timed" / "_delta_log").exists() and len(read(str(tmp_path / "timed"))) == 3
+    )
+    timed.close()
+
+
+def test_storage_failure_is_retried_never_blocks_and_a_full_buffer_is_counted(tmp_path):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the table's folder should be: every commit fails")
+    location = str(blocker / "log")
+    counts, counters = _tally()
+    writer = LogWriter(location, commit_rows=1, commit_s=0.1, capacity_rows=10, counters=counters).start()
+    started = time.perf_counter()
+    accepted = [writer.put(_rows(4, f"r{i}"), 4) for i in range(3)]
+    assert time.perf_counter() - started < 0.05, "put waited on storage"
+    assert accepted == [True, True, False] and counts["dropped"] == 4
+    _wait_for(lambda: counts["failed"] >= 2)
+    blocker.unlink()  # storage is back
+    _wait_for(lambda: counts["written"] == 8)
+    assert writer.close() == 0
+    log = read(location)
+    assert len(log) == 8 and sorted(set(log["request_id"])) == ["r0", "r1"]  # each row once
+
+
+def test_close_gives_up_after_its_timeout_and_counts_what_it_lost(tmp_path):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("x")
+    counts, counters = _tally()
+    writer = LogWriter(str(blocker / "log"), commit_rows=1000, commit_s=60, counters=counters).start()
+    writer.put(_rows(7), 7)
+    started = time.monotonic()
+    assert writer.close(timeout_s=1.0) == 7
+    assert time.monotonic() - started < 5 and counts["dropped"] == 7 and counts["written"] == 0
+
+
+def _day(location: str, day: dt.date, n: int) -> None:
+    rows = to_arrow([_rows(n, f"{day}")])
+    stamp = dt.datetime.combine(day, dt.time(12), dt.UTC)
+    rows = rows.set_column(
+        rows.schema.get_field_index("timestamp"),
+        "timestamp",
+        pa.array([stamp] * n, pa.timestamp("us", tz="UTC")),
+    )
+    rows = rows.set_column(rows.schema.get_field_index("date"), "date", pa.array([day] * n, pa.date32()))
+    append(location, rows)
+
+
+@pytest.mark.parametrize("retention", [None, 30])
+def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(tmp_path, capsys, retention):
+    location = str(tmp_path / "log")
+    today = dt.datetime.now(dt.UTC).date()
+    old, recent = today - dt.timedelta(days=40), today - dt.timedelta(days=1)
+    for _ in range(4):
+        _day(location, old, 2)
+        _day(location, recent, 3)
+    files_before = len(DeltaTable(location).file_uris())
+    argv = ["log", "compact", "--log", location, "--vacuum-hours", "0"]
+    assert cli.main(argv + (["--retention-days", str(retention)] if retention else [])) == 0
+    out = capsys.readouterr().out
+    assert ("compacted 8 files into 2" if retention is None else "deleted 8 rows past retention") in out
+    log = read(location)
+    table = DeltaTable(location)
+    assert files_before == 8 and len(table.file_uris()) == (2 if retention is None else 1)
+    assert len(log) == (20 if retention is None else 12)
+    assert (log["date"] >= recent).all() if retention else set(log["date"]) == {old, recent}
+    on_disk = list(Path(location).rglob("*.parquet"))
+    assert len(on_disk) == len(table.file_uris())  # vacuumed
