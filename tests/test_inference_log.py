@@ -17,9 +17,9 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 
-from attrition.training import data
-from attrition.inference_log import COLUMNS, ENTITY_INPUT, ENTITY_KEY_ENV, hash_entities, read
 from attrition.contract.schema import FEATURES
+from attrition.inference_log import COLUMNS, ENTITY_INPUT, ENTITY_KEY_ENV, hash_entities, read
+from attrition.training import data
 from attrition_runtime.client import triton_inputs, v2_request
 from attrition_runtime.settings import INFERENCE_LOG_ENV
 from attrition_runtime.wire import model_path

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import Counter
 
+from attrition.contract.trust import DriftReport
 from attrition.inference_log.keys import ENTITY_INPUT, EntityKeyMissing, entity_hasher
 from attrition.inference_log.writer import Counters, LogWriter, request_rows
-from attrition.contract.trust import DriftReport
 from attrition_runtime.monitoring import LABEL_NAMES
 from attrition_runtime.settings import RuntimeSettings
 
