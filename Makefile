@@ -68,6 +68,8 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 # gRPC stubs clash with tritonclient's, which the server tests use).
 test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
 	$(BIN)/ruff check .
+	@# tests/test_repository_guard.py runs a server in a network namespace: iproute2's ip (Debian).
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
 

@@ -13,6 +13,8 @@ production rollout needs (the container's entry point and the dev launcher both 
   has loaded the model.
 - **The REST front door** of :mod:`attrition_runtime.guard`: body size limit (413), management
   endpoints closed to all but the pod's loopback (403), Retry-After on 429 and 503.
+- **The gRPC repository API** closed the same way (PERMISSION_DENIED), by the interceptor of
+  :mod:`attrition_runtime.repository_interceptor`.
 
 Both reach into MLServer's server object (``_rest_server``, ``_grpc_server``, ``_model_registry``):
 mlserver is pinned exactly in pyproject.toml for that reason, and the tests exercise both paths.
@@ -36,6 +38,7 @@ from mlserver.logging import logger
 from mlserver.parallel.errors import WorkerStop
 
 from attrition_runtime.guard import Guard
+from attrition_runtime.repository_interceptor import GuardedGRPCServer
 from attrition_runtime.settings import RuntimeSettings
 
 #: Exit status of a start whose model did not load.
@@ -95,6 +98,13 @@ class AttritionServer(MLServer):
         # Before the app starts: Starlette builds its middleware stack on the first request.
         self._rest_server._app.add_middleware(
             Guard, max_body_bytes=runtime_settings.max_body_bytes, available=lambda: self.scoring_available
+        )
+
+    def _create_servers(self) -> None:
+        super()._create_servers()
+        # MLServer's gRPC server, built the same way, with the repository interceptor first.
+        self._grpc_server = GuardedGRPCServer(
+            self._settings, self._data_plane, self._model_repository_handlers
         )
 
     def _guard_predict(self, model) -> None:
