@@ -52,8 +52,16 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# The schemas of the released CRDs the overlays use (Gateway API, cert-manager, Istio, Prometheus
+# Operator), for tests/test_crd_schemas.py: npm packages at the versions and integrity hashes of
+# tests/crd-schemas/package-lock.json. Node.js and npm from Debian when the machine has none.
+CRD_SCHEMAS := tests/crd-schemas
+$(CRD_SCHEMAS)/node_modules/.package-lock.json: $(CRD_SCHEMAS)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --prefix $(CRD_SCHEMAS) --ignore-scripts --no-audit --no-fund
+
 install-serve: $(VENV)/.serve-stamp
-install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CRD_SCHEMAS)/node_modules/.package-lock.json
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock

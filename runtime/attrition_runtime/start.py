@@ -5,8 +5,8 @@ production rollout needs (the container's entry point and the dev launcher both 
   which Kubernetes shows as "Completed" restarts that alerts on non-zero exits miss. This exits 3.
 - **Stopping drops no request.** MLServer closes its worker pool first and its HTTP server after,
   so requests in flight when SIGTERM arrives fail. This stops the listeners first, lets in-flight
-  requests finish (up to ``ATTRITION_DRAIN_S``, default 30 s: covers the anchor budget), and only
-  then closes the workers.
+  requests finish (gRPC and REST together within ``ATTRITION_DRAIN_S``, default 30 s: covers the
+  anchor budget; the Deployment sets it to fit its grace period), and only then closes the workers.
 - **A dead worker is a 503, not a 500.** When the worker process dies (an OOM kill), MLServer fails
   the requests it had and the ones sent before its replacement is ready with 500s, and readiness stays
   200. Here they get 503 (gRPC UNAVAILABLE) with Retry-After, and readiness fails until the new worker
@@ -155,12 +155,13 @@ class AttritionServer(MLServer):
         await asyncio.shield(self._stopping)
 
     async def _stop(self, sig: int | None) -> None:
-        drain_s = float(os.environ.get("ATTRITION_DRAIN_S", "30"))
+        # One budget for both protocols, so that the drain fits the pod's grace period.
+        deadline = time.monotonic() + float(os.environ.get("ATTRITION_DRAIN_S", "30"))
         if self._grpc_server:
-            await self._grpc_server._server.stop(grace=drain_s)
+            await self._grpc_server._server.stop(grace=max(0.0, deadline - time.monotonic()))
         if self._rest_server:
             await self._rest_server.stop(sig)
-            await _drained(self._rest_server._server, drain_s)
+            await _drained(self._rest_server._server, max(0.0, deadline - time.monotonic()))
         if self._inference_pool_registry:
             await self._inference_pool_registry.close()
         if self._metrics_server:
