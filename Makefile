@@ -4,7 +4,6 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"/\1/p' pyproject.toml)
 UV := .uv/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
@@ -28,9 +27,11 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .PHONY: install install-serve lock serve train test lint format book bench soak clean
 
-# uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
-$(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
+# uv is one binary: pip puts it in .uv/bin without a virtualenv of its own, from a hashed requirements
+# file (the version is pyproject.toml's required-version; tests/test_workflows_locked.py checks it).
+$(UV): tools/uv-requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --upgrade \
+		--target .uv -r tools/uv-requirements.txt
 
 # serve syncs only what serving and training need, and leaves anything else installed (--inexact).
 $(VENV)/.serve-stamp: uv.lock | $(UV)
