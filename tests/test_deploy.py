@@ -236,13 +236,16 @@ def test_workflows_run_the_project_commands_and_name_secrets_only():
         assert "kubectl apply -k ." in scripts[name]
         (deploy,) = [s for s in cd["jobs"][name]["steps"] if "kubectl apply -k ." in s.get("run", "")]
         assert (ROOT / deploy["working-directory"]) == KUSTOMIZE / "overlays" / name
-    assert "attrition promote --version" in scripts["production"]
+    assert "/aliases/production" in scripts["production"]  # the alias moves in production only
     for name in OVERLAYS:  # the smoke test asks about the model, like the readiness probe
         assert f"/v2/models/{MODEL_NAME}/ready" in scripts[name] and "/infer" in scripts[name]
         assert "/v2/health/ready" not in scripts[name]
     text = (ROOT / ".github/workflows/cd.yml").read_text()
     for line in re.findall(r"^\s*(?:DATABRICKS_\w+|client-id|tenant-id|subscription-id):.*$", text, re.M):
-        assert re.search(r"\$\{\{ secrets\.\w+ \}\}$", line), line
+        # Names only: a secret, a variable, or the token the OIDC login step minted.
+        assert re.search(r"\$\{\{ (secrets\.\w+|vars\.\w+|steps\.databricks\.outputs\.token) \}\}$", line), (
+            line
+        )
 
 
 def test_dockerfile_passes_hadolint():
