@@ -169,9 +169,17 @@ class AttritionServer(MLServer):
 
 
 async def _drained(uvicorn_server, timeout_s: float) -> None:
-    """Until uvicorn has answered every request it accepted (it stops accepting on handle_exit)."""
+    """Until uvicorn has stopped accepting and answered every request it accepted. handle_exit only
+    asks its main loop to stop (within 0.1 s): until the listeners close, new connections still
+    arrive, and a moment without a request in flight is not the end of them."""
     deadline = time.monotonic() + timeout_s
-    while uvicorn_server.server_state.tasks and time.monotonic() < deadline:
+
+    def busy() -> bool:
+        state = uvicorn_server.server_state
+        listening = any(server.is_serving() for server in getattr(uvicorn_server, "servers", []))
+        return listening or bool(state.connections) or bool(state.tasks)
+
+    while busy() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
 
 
