@@ -4,7 +4,6 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"/\1/p' pyproject.toml)
 UV := .uv/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
@@ -28,9 +27,11 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .PHONY: azurite install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean
 
-# uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
-$(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
+# uv is one binary: pip puts it in .uv/bin without a virtualenv of its own, from a hashed requirements
+# file (the version is pyproject.toml's required-version; tests/test_workflows_locked.py checks it).
+$(UV): tools/uv-requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --upgrade \
+		--target .uv -r tools/uv-requirements.txt
 
 # serve syncs only what serving and training need, and leaves anything else installed (--inexact).
 $(VENV)/.serve-stamp: uv.lock | $(UV)
@@ -98,9 +99,18 @@ $(AZURITE):
 
 azurite: $(AZURITE)  ## install the Azure Storage emulator for the inference log's tests
 
+# The schemas of the released CRDs the overlays use (Gateway API, cert-manager, Istio, Prometheus
+# Operator), for tests/test_crd_schemas.py: npm packages at the versions and integrity hashes of
+# tests/crd-schemas/package-lock.json. Node.js and npm from Debian when the machine has none.
+CRD_SCHEMAS := tests/crd-schemas
+$(CRD_SCHEMAS)/node_modules/.package-lock.json: $(CRD_SCHEMAS)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --prefix $(CRD_SCHEMAS) --ignore-scripts --no-audit --no-fund
+
 install-serve: $(VENV)/.serve-stamp
 install-clients: $(CLIENTS_VENV)/.stamp
-install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp $(NANNYML_VENV)/.stamp
+install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp $(NANNYML_VENV)/.stamp \
+	$(CRD_SCHEMAS)/node_modules/.package-lock.json
 
 lock: | $(UV)  ## re-resolve uv.lock after changing a dependency in pyproject.toml (then commit it)
 	$(UV) lock
@@ -115,6 +125,8 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 # gRPC stubs clash with tritonclient's, which the server tests use).
 test: install chromium $(AZURITE)  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
+	@# tests/test_repository_guard.py runs a server in a network namespace: iproute2's ip (Debian).
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from attrition import cli
+from attrition import cli, config
 from attrition.training import data
 from attrition_tools.serve import free_ports
 
@@ -88,7 +88,7 @@ def test_serve_trains_on_an_empty_registry_and_prints_a_working_curl(tmp_path):
     try:
         lines = _until_curl(process, 240)
         output = "".join(lines)
-        assert "registered employee-attrition version 1" in output
+        assert f"registered {config.MODEL_NAME} version 1" in output
         assert "ready in" in output and f"127.0.0.1:{ports['http']}" in output
         answer = subprocess.run(
             shlex.split(lines[-1]), capture_output=True, text=True, check=True, timeout=60

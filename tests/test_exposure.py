@@ -1,11 +1,13 @@
 """What the rendered overlays expose and how their pods come and go, checked offline.
 
-The Ingress routes three exact paths of the one model, never MLServer's repository API (which loads
-and unloads models without authentication), with TLS, authentication, rate and body-size limits.
-The NetworkPolicy admits each port from its own clients only and lets out DNS and HTTPS to listed
-addresses. The Deployment's probes ask about the model, a preStop hook and the grace period cover
-in-flight requests and the anchor budget, replicas spread over zones and nodes, and the HPA alone
-sets the replica count. CD's patch that pins the model version renders on both overlays.
+The Gateway routes three exact paths of the one model, never MLServer's repository API (which loads
+and unloads models without authentication), over HTTPS only (plain HTTP is redirected), with a
+certificate from cert-manager and timeouts that cover the anchor budget. The NetworkPolicy admits each
+port from its own clients only and lets out DNS and HTTPS to listed addresses. The Deployment's probes
+ask about the model; its preStop hook, drain budget and grace period fit together; it is Guaranteed
+QoS; replicas spread over zones (strictly in production) and nodes; the HPA alone sets the replica
+count; the PDB never keeps an unhealthy pod. CD's patch that pins the model version renders on both
+overlays.
 
 Each check is a function returning its problems, and each is also shown to reject a broken input."""
 
@@ -17,7 +19,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -36,8 +37,10 @@ MODEL_SETTINGS = json.loads((ROOT / "runtime" / "model-settings.json").read_text
 MODEL = MODEL_SETTINGS["name"]
 #: The longest a request may take on purpose: an anchor explanation (seconds).
 ANCHOR_BUDGET_S = RuntimeSettings().anchor_budget_s
+#: After the drain, MLServer closes its worker pool (the workers exit): seconds to allow for it.
+WORKERS_CLOSE_S = 10
 READY_PATH = f"/v2/models/{MODEL}/ready"
-#: What clients need, and all the Ingress may route: scoring, the model's metadata, its readiness.
+#: What clients need, and all the HTTPRoute may route: scoring, the model's metadata, its readiness.
 ALLOWED_PATHS = {f"/v2/models/{MODEL}/infer", f"/v2/models/{MODEL}", READY_PATH}
 #: Requests no rule may route: the repository API first, then the rest of what MLServer answers.
 NOT_ROUTED = (
@@ -58,8 +61,24 @@ NOT_ROUTED = (
     "/metrics",
     "/",
 )
-INGRESS_NAMESPACES = {"app-routing-system", "ingress-nginx"}
-NGINX = "nginx.ingress.kubernetes.io/"
+#: The REST port's only clients: the Gateway's proxy pods (Istio labels them with the Gateway's name).
+GATEWAY_PODS = {
+    "podSelector": {
+        "matchExpressions": [
+            {
+                "key": "gateway.networking.k8s.io/gateway-name",
+                "operator": "In",
+                "values": ["employee-attrition"],
+            }
+        ]
+    }
+}
+#: The gRPC port's only clients: pods of the namespace labelled as such.
+GRPC_CLIENTS = {
+    "podSelector": {
+        "matchExpressions": [{"key": "employee-attrition/grpc-client", "operator": "In", "values": ["true"]}]
+    }
+}
 #: The patch CD adds to pin the model version (.github/workflows/cd.yml, as jq writes it).
 CD_MODEL_PATCH_JQ = (
     '[{op: "add", path: "/spec/template/spec/containers/0/env/-", '
@@ -85,142 +104,133 @@ def rendered() -> dict[str, list[dict]]:
     return {name: render(KUSTOMIZE / "overlays" / name) for name in OVERLAYS}
 
 
-# --- Ingress ---------------------------------------------------------------------------------------
+# --- Gateway API edge -------------------------------------------------------------------------------
 
 
 def routes(path: str, path_type: str, request: str) -> bool:
-    """Whether an Ingress path routes ``request``: Kubernetes' rules for Exact and Prefix (whole
-    path elements), and a plain string prefix for ImplementationSpecific, which is how ingress-nginx
-    reads it (with use-regex it is a regular expression, which ``check_ingress`` refuses)."""
+    """Whether a route path matches ``request``: Gateway API's (and Kubernetes') rules for Exact and
+    PathPrefix (whole path elements); RegularExpression is implementation-specific and refused by
+    ``check_routes``, so it is read as the widest match, a plain string prefix."""
     if path_type == "Exact":
         return request == path
-    if path_type == "Prefix":
+    if path_type == "PathPrefix":
         want = [part for part in path.split("/") if part]
         return [part for part in request.split("/") if part][: len(want)] == want
     return request.startswith(path)
 
 
-def ingress_paths(ingress: dict) -> list[dict]:
-    return [p for rule in ingress["spec"].get("rules", []) for p in rule.get("http", {}).get("paths", [])]
+def route_paths(route: dict) -> list[dict]:
+    """The path matches of every rule, with the rule's backends; a rule without matches matches /."""
+    found = []
+    for rule in route["spec"].get("rules", []):
+        for match in rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]:
+            path = match.get("path", {"type": "PathPrefix", "value": "/"})
+            found.append({**path, "backends": rule.get("backendRefs", []), "rule": rule})
+    return found
 
 
-def check_ingress(ingress: dict) -> list[str]:
-    """Routing, TLS and limits of the API's Ingress."""
+def check_routes(gateway: dict, routes_: list[dict]) -> list[str]:
+    """Routing, TLS, redirect and timeouts of the API's Gateway and HTTPRoutes."""
     problems = []
-    spec, notes = ingress["spec"], ingress["metadata"].get("annotations", {})
-    if "defaultBackend" in spec:
-        problems.append("a defaultBackend routes every path")
-    paths = ingress_paths(ingress)
-    for p in paths:
-        if p["pathType"] != "Exact":
-            problems.append(f"{p['path']}: pathType {p['pathType']}, not Exact")
-        backend = p["backend"].get("service", {})
-        if backend != {"name": APP, "port": {"name": "http"}}:
-            problems.append(f"{p['path']}: backend {backend}")
-        for request in NOT_ROUTED:
-            if routes(p["path"], p["pathType"], request):
-                problems.append(f"{p['path']} ({p['pathType']}) routes {request}")
-    if {p["path"] for p in paths} != ALLOWED_PATHS:
-        problems.append(f"routes {sorted(p['path'] for p in paths)}, not {sorted(ALLOWED_PATHS)}")
-    for request in ALLOWED_PATHS:
-        if not any(routes(p["path"], p["pathType"], request) for p in paths):
-            problems.append(f"{request} is not routed")
-    for key in notes:
-        if key.startswith(NGINX) and (key.endswith("-snippet") or key.endswith("use-regex")):
-            problems.append(f"{key}: snippets and regular expressions are not allowed")
-    # TLS on every host, the certificate in a named secret (cert-manager's or one made by hand).
-    tls_hosts = {h for t in spec.get("tls", []) if t.get("secretName") for h in t.get("hosts", [])}
-    for rule in spec.get("rules", []):
-        if rule.get("host") not in tls_hosts:
-            problems.append(f"host {rule.get('host')} has no TLS secret")
-    if not notes.get("cert-manager.io/cluster-issuer"):
+    listeners = {item["name"]: item for item in gateway["spec"]["listeners"]}
+    https = [item for item in listeners.values() if item["protocol"] == "HTTPS"]
+    if not https or any(not item.get("tls", {}).get("certificateRefs") for item in https):
+        problems.append("no HTTPS listener with a certificate")
+    if not gateway["metadata"].get("annotations", {}).get("cert-manager.io/cluster-issuer"):
         problems.append("no cert-manager issuer")
-    if notes.get(NGINX + "force-ssl-redirect") != "true":
-        problems.append("plain HTTP is not redirected")
-    for limit in ("limit-rps", "limit-connections"):
-        if not notes.get(NGINX + limit, "").isdigit() or int(notes[NGINX + limit]) < 1:
-            problems.append(f"no {limit}")
-    if notes.get(NGINX + "proxy-body-size") != "2m":
-        problems.append("the request body is not limited to 2m (the server's own limit)")
-    timeout = notes.get(NGINX + "proxy-read-timeout", "60")  # ingress-nginx's default
-    if not timeout.isdigit() or int(timeout) <= ANCHOR_BUDGET_S:
-        problems.append(
-            f"proxy-read-timeout {timeout} s does not cover the {ANCHOR_BUDGET_S} s anchor budget"
-        )
+    served = []
+    for route in routes_:
+        parents = {ref.get("sectionName") for ref in route["spec"]["parentRefs"]}
+        plain = {name for name in parents if listeners.get(name, {}).get("protocol") == "HTTP"}
+        rules = route["spec"].get("rules", [])
+        if plain or None in parents:
+            # Plain HTTP (or every listener): redirect to HTTPS, never a backend.
+            redirects = [f for r in rules for f in r.get("filters", []) if f["type"] == "RequestRedirect"]
+            if (
+                any(r.get("backendRefs") for r in rules)
+                or not redirects
+                or any(f["requestRedirect"].get("scheme") != "https" for f in redirects)
+            ):
+                problems.append(f"{route['metadata']['name']}: plain HTTP is not redirected to HTTPS")
+            continue
+        served += route_paths(route)
+    for p in served:
+        if p["type"] != "Exact":
+            problems.append(f"{p['value']}: type {p['type']}, not Exact")
+        for backend in p["backends"]:
+            if (backend["name"], backend.get("port")) != (APP, 8080):
+                problems.append(f"{p['value']}: backend {backend}")
+        for request in NOT_ROUTED:
+            if routes(p["value"], p["type"], request):
+                problems.append(f"{p['value']} ({p['type']}) routes {request}")
+        timeout = p["rule"].get("timeouts", {}).get("request", "")
+        if not timeout.endswith("s") or not timeout[:-1].isdigit() or int(timeout[:-1]) <= ANCHOR_BUDGET_S:
+            problems.append(f"{p['value']}: request timeout {timeout!r} does not cover the anchor budget")
+    if {p["value"] for p in served} != ALLOWED_PATHS:
+        problems.append(f"routes {sorted(p['value'] for p in served)}, not {sorted(ALLOWED_PATHS)}")
     return problems
 
 
-def check_authentication(ingress: dict) -> list[str]:
-    """Every request is authenticated by an external service (oauth2-proxy) before it is routed."""
-    notes = ingress["metadata"].get("annotations", {})
-    auth_url = urlparse(notes.get(NGINX + "auth-url", ""))
-    signin = urlparse(notes.get(NGINX + "auth-signin", ""))
-    problems = []
-    if auth_url.scheme not in {"http", "https"} or not auth_url.netloc:
-        problems.append(f"auth-url {notes.get(NGINX + 'auth-url')!r} is not an absolute URL")
-    if signin.scheme != "https" or not signin.netloc:
-        problems.append(f"auth-signin {notes.get(NGINX + 'auth-signin')!r} is not an https URL")
-    return problems
+def edge(docs: list[dict]) -> tuple[dict, list[dict]]:
+    return one(docs, "Gateway"), [d for d in docs if d["kind"] == "HTTPRoute"]
 
 
-def test_routing_helper_follows_kubernetes():
-    assert routes("/v2", "Prefix", "/v2/repository/models/x/unload")
-    assert routes("/", "Prefix", "/anything")
-    assert not routes("/v2/models/a", "Prefix", "/v2/models/ab")  # whole path elements only
-    assert routes("/v2/models/a", "Prefix", "/v2/models/a/")
-    assert routes("/v2/models/a", "ImplementationSpecific", "/v2/models/ab")
+def test_routing_helper_follows_gateway_api():
+    assert routes("/v2", "PathPrefix", "/v2/repository/models/x/unload")
+    assert routes("/", "PathPrefix", "/anything")
+    assert not routes("/v2/models/a", "PathPrefix", "/v2/models/ab")  # whole path elements only
+    assert routes("/v2/models/a", "PathPrefix", "/v2/models/a/")
+    assert routes("/v2/models/a", "RegularExpression", "/v2/models/ab")
     assert routes("/v2/models/a", "Exact", "/v2/models/a")
     assert not routes("/v2/models/a", "Exact", "/v2/models/a/ready")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_ingress_routes_only_the_model_behind_tls(rendered, overlay):
-    ingress = one(rendered[overlay], "Ingress")
-    assert check_ingress(ingress) == []
-    assert not [p for p in ingress_paths(ingress) if routes(p["path"], p["pathType"], NOT_ROUTED[0])]
+def test_gateway_routes_only_the_model_behind_tls(rendered, overlay):
+    docs = rendered[overlay]
+    assert check_routes(*edge(docs)) == []
+    # Gateway API, not Ingress: nothing of the retired ingress-nginx is left.
+    assert not [d for d in docs if d["kind"] == "Ingress"]
+    assert "nginx.ingress.kubernetes.io" not in json.dumps(docs)
+    gateway, routes_ = edge(docs)
+    hosts = {listener["hostname"] for listener in gateway["spec"]["listeners"]}
+    assert len(hosts) == 1 and all(set(r["spec"]["hostnames"]) == hosts for r in routes_)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_ingress_requires_authentication(rendered, overlay):
-    """Required in production; staging shares the component, so it is required there too."""
-    assert check_authentication(one(rendered[overlay], "Ingress")) == []
+def test_route_checks_reject_broken_routes(rendered):
+    gateway, good = edge(rendered["production"])
+    assert check_routes(gateway, good) == []
 
+    def api(routes_: list[dict]) -> dict:
+        return next(r for r in routes_ if r["metadata"]["name"] == APP)
 
-def test_ingress_checks_reject_broken_ingresses(rendered):
-    good = one(rendered["production"], "Ingress")
-    assert check_ingress(good) == [] and check_authentication(good) == []
+    def first_rule(routes_: list[dict]) -> dict:
+        return api(routes_)["spec"]["rules"][0]
 
-    def broken(change) -> dict:
-        ingress = copy.deepcopy(good)
-        change(ingress)
-        return ingress
-
-    def first_path(ingress: dict) -> dict:
-        return ingress["spec"]["rules"][0]["http"]["paths"][0]
-
-    def notes(ingress: dict) -> dict:
-        return ingress["metadata"]["annotations"]
+    def api_on_plain_http(routes_: list[dict]) -> None:
+        api(routes_)["spec"]["parentRefs"][0]["sectionName"] = "http"
 
     cases = {
-        "/v2 (Prefix) routes /v2/repository": lambda i: first_path(i).update(path="/v2", pathType="Prefix"),
-        "pathType Prefix": lambda i: first_path(i).update(pathType="Prefix"),
-        "ImplementationSpecific": lambda i: first_path(i).update(pathType="ImplementationSpecific"),
-        "routes /v2/repository/index": lambda i: i["spec"]["rules"][0]["http"]["paths"].append(
-            {**first_path(i), "path": "/v2/repository/index"}
+        "/v2 (PathPrefix) routes /v2/repository": lambda g, r: first_rule(r)["matches"][0]["path"].update(
+            type="PathPrefix", value="/v2"
         ),
-        "defaultBackend": lambda i: i["spec"].update(defaultBackend=first_path(i)["backend"]),
-        "has no TLS secret": lambda i: i["spec"].pop("tls"),
-        "no cert-manager": lambda i: notes(i).pop("cert-manager.io/cluster-issuer"),
-        "no limit-rps": lambda i: notes(i).pop(NGINX + "limit-rps"),
-        "not limited to 2m": lambda i: notes(i).update({NGINX + "proxy-body-size": "0"}),
-        "does not cover": lambda i: notes(i).update({NGINX + "proxy-read-timeout": "5"}),
-        "snippets": lambda i: notes(i).update({NGINX + "configuration-snippet": "return 200;"}),
+        "type PathPrefix, not Exact": lambda g, r: first_rule(r)["matches"][0]["path"].update(
+            type="PathPrefix"
+        ),
+        "routes /v2/repository/index": lambda g, r: first_rule(r)["matches"].append(
+            {"path": {"type": "Exact", "value": "/v2/repository/index"}}
+        ),
+        "/ (PathPrefix) routes": lambda g, r: first_rule(r).pop("matches"),
+        "no HTTPS listener": lambda g, r: g["spec"]["listeners"][1]["tls"].pop("certificateRefs"),
+        "no cert-manager": lambda g, r: g["metadata"]["annotations"].clear(),
+        "not redirected": lambda g, r: api_on_plain_http(r),
+        "does not cover the anchor budget": lambda g, r: first_rule(r).update(timeouts={"request": "5s"}),
     }
     for expected, change in cases.items():
-        problems = check_ingress(broken(change))
+        gateway_copy, routes_copy = copy.deepcopy(gateway), copy.deepcopy(good)
+        change(gateway_copy, routes_copy)
+        problems = check_routes(gateway_copy, routes_copy)
         assert any(expected in problem for problem in problems), (expected, problems)
-    assert check_authentication(broken(lambda i: notes(i).pop(NGINX + "auth-url")))
-    assert check_authentication(broken(lambda i: notes(i).update({NGINX + "auth-signin": "/oauth2/start"})))
 
 
 # --- NetworkPolicy ---------------------------------------------------------------------------------
@@ -236,20 +246,8 @@ def check_network_policy(policy: dict) -> list[str]:
     spec = policy["spec"]
     if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"]:
         problems.append("ingress and egress are not both isolated")
-    same_namespace = {"podSelector": {}}
-    ingress_controller = {
-        "namespaceSelector": {
-            "matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(INGRESS_NAMESPACES)}
-            ]
-        }
-    }
     monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
-    allowed = {
-        "http": [same_namespace, ingress_controller],
-        "grpc": [same_namespace],
-        "metrics": [monitoring],
-    }
+    allowed = {"http": [GATEWAY_PODS], "grpc": [GRPC_CLIENTS], "metrics": [monitoring]}
     for rule in spec.get("ingress", []):
         sources = peers(rule, "ingress")
         if not sources or not rule.get("ports"):
@@ -308,6 +306,7 @@ def test_network_policy_check_rejects_open_policies(rendered):
     cases = {
         "admits every source": lambda s: s["ingress"][0].pop("from"),
         "port grpc admits": lambda s: s["ingress"][1]["from"].append({"namespaceSelector": {}}),
+        "port http admits": lambda s: s["ingress"][0]["from"].append({"podSelector": {}}),
         "port metrics admits": lambda s: s["ingress"][2]["from"].append({"podSelector": {}}),
         "lets out to every address": lambda s: s["egress"][1].pop("to"),
         "egress to 0.0.0.0/0": lambda s: s["egress"][1]["to"].append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
@@ -344,12 +343,18 @@ def check_rollout(deployment: dict, autoscaler: dict) -> list[str]:
     if server.get("startupProbe", {}).get("timeoutSeconds", 1) < 2:
         problems.append("startupProbe keeps the 1 s default timeout")
     command = server.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    drain = {e["name"]: e.get("value") for e in server.get("env", [])}.get("ATTRITION_DRAIN_S", "")
     if len(command) != 2 or command[0] != "sleep" or not command[1].isdigit() or int(command[1]) < 5:
         problems.append(f"no preStop sleep (got {command})")
+    elif not drain.isdigit() or int(drain) < ANCHOR_BUDGET_S + 5:
+        problems.append(f"ATTRITION_DRAIN_S {drain!r} does not cover an anchor explanation in flight")
     else:
-        needed = int(command[1]) + ANCHOR_BUDGET_S + 5  # + in-flight anchor + MLServer's shutdown
+        needed = int(command[1]) + int(drain) + WORKERS_CLOSE_S
         if pod.get("terminationGracePeriodSeconds", 30) < needed:
-            problems.append(f"terminationGracePeriodSeconds under {needed} s")
+            problems.append(f"terminationGracePeriodSeconds under {needed} s (preStop + drain + close)")
+    resources = server.get("resources", {})
+    if not resources.get("limits") or resources.get("requests") != resources.get("limits"):
+        problems.append("not Guaranteed QoS: requests differ from limits")
     keys = {c["topologyKey"] for c in pod.get("topologySpreadConstraints", [])}
     for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname"):
         if key not in keys:
@@ -363,6 +368,15 @@ def check_rollout(deployment: dict, autoscaler: dict) -> list[str]:
 def test_rollouts_drop_nothing_and_probes_ask_about_the_model(rendered, overlay):
     docs = rendered[overlay]
     assert check_rollout(one(docs, "Deployment"), one(docs, "HorizontalPodAutoscaler")) == []
+
+
+def test_production_spreads_over_zones_strictly_and_evicts_unhealthy_pods(rendered):
+    for overlay, docs in rendered.items():
+        constraints = one(docs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        spread = {c["topologyKey"]: c["whenUnsatisfiable"] for c in constraints}
+        zone = "DoNotSchedule" if overlay == "production" else "ScheduleAnyway"
+        assert spread == {"topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": "ScheduleAnyway"}
+        assert one(docs, "PodDisruptionBudget")["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_rollout_check_rejects_broken_deployments(rendered):
@@ -382,8 +396,12 @@ def test_rollout_check_rejects_broken_deployments(rendered):
         "1 s default timeout": lambda d: server(d)["startupProbe"].pop("timeoutSeconds"),
         "no preStop": lambda d: server(d).pop("lifecycle"),
         "terminationGracePeriodSeconds under": lambda d: d["spec"]["template"]["spec"].update(
-            terminationGracePeriodSeconds=20
+            terminationGracePeriodSeconds=40
         ),
+        "does not cover an anchor": lambda d: server(d)["env"].append(
+            {"name": "ATTRITION_DRAIN_S", "value": "5"}
+        ),
+        "not Guaranteed QoS": lambda d: server(d)["resources"]["requests"].update(memory="1Gi"),
         "no spread over topology.kubernetes.io/zone": lambda d: d["spec"]["template"]["spec"][
             "topologySpreadConstraints"
         ].pop(0),

@@ -271,7 +271,7 @@ def check_cd(cd: dict, ci_name: str) -> list[str]:
         job = jobs.get(name, {"steps": []})
         try:
             deploy, smoke = step_index(job, "kubectl apply -k ."), step_index(job, "/infer")
-            rollback = step_index(job, "rollout undo")
+            rollback = step_index(job, "roll-back.sh")
         except ValueError:
             problems.append(f"{name}: no deploy, smoke test or rollback step")
             continue
@@ -279,11 +279,17 @@ def check_cd(cd: dict, ci_name: str) -> list[str]:
             problems.append(f"{name}: the model version is not pinned")
         if not deploy < smoke < rollback or "failure()" not in job["steps"][rollback].get("if", ""):
             problems.append(f"{name}: no rollback after a failed rollout or smoke test")
+    # The alias moves only after the smoke test passed (no `if`: it runs only when every step before
+    # it succeeded), and a failed move is rolled back too (the rollback step comes after it).
     production = jobs.get("production", {"steps": []})
     try:
-        promote = step_index(production, "attrition promote --version")
-        if promote < step_index(production, "rollout undo") or "if" in production["steps"][promote]:
-            problems.append("the production alias moves before the release succeeded")
+        promote = step_index(production, "/aliases/production")
+        smoke = step_index(production, "/infer")
+        if (
+            not smoke < promote < step_index(production, "roll-back.sh")
+            or "if" in production["steps"][promote]
+        ):
+            problems.append("the production alias moves before the release succeeded, or unguarded")
     except ValueError:
         problems.append("production does not move the alias")
     return problems
@@ -317,7 +323,7 @@ def test_workflow_checks_reject_careless_workflows():
 
     def promote_first(w: dict) -> None:
         steps = w["jobs"]["production"]["steps"]
-        steps.insert(0, steps.pop(step_index(w["jobs"]["production"], "attrition promote")))
+        steps.insert(0, steps.pop(step_index(w["jobs"]["production"], "/aliases/production")))
 
     cd_cases = {
         "triggers": lambda w: w["on"].update(push={"branches": ["main"]}),
@@ -326,7 +332,7 @@ def test_workflow_checks_reject_careless_workflows():
         "does not wait for the gate": lambda w: w["jobs"]["staging"].update(needs=["build"]),
         "not by digest": lambda w: w["jobs"]["build"]["steps"][-1].update(run="echo image=x:tag"),
         "no rollback": lambda w: w["jobs"]["staging"]["steps"][
-            step_index(w["jobs"]["staging"], "rollout undo")
+            step_index(w["jobs"]["staging"], "roll-back.sh")
         ].update({"if": "always()"}),
         "moves before": promote_first,
     }

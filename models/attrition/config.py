@@ -11,8 +11,12 @@ from pathlib import Path
 
 import mlflow
 
-#: The registered model name; on Databricks Unity Catalog use ``catalog.schema.name``.
-MODEL_NAME = os.environ.get("ATTRITION_MODEL_NAME", "employee-attrition")
+#: The registered model's name, one name everywhere: the local registry uses it as it is; Unity Catalog
+#: as ``<catalog>.<schema>.employee_attrition`` (databricks.yml's ``model_name`` variable and the
+#: overlays' ATTRITION_MODEL_NAME; tests/test_model_name.py checks they agree). Underscores, not
+#: hyphens: a Unity Catalog name is an identifier.
+DEFAULT_MODEL_NAME = "employee_attrition"
+MODEL_NAME = os.environ.get("ATTRITION_MODEL_NAME", DEFAULT_MODEL_NAME)
 STAGING = "staging"
 PRODUCTION = "production"
 #: The bundle's folder name inside a run / logged model.

@@ -5,8 +5,8 @@ production rollout needs (the container's entry point and the dev launcher both 
   which Kubernetes shows as "Completed" restarts that alerts on non-zero exits miss. This exits 3.
 - **Stopping drops no request.** MLServer closes its worker pool first and its HTTP server after,
   so requests in flight when SIGTERM arrives fail. This stops the listeners first, lets in-flight
-  requests finish (up to ``ATTRITION_DRAIN_S``, default 30 s: covers the anchor budget), and only
-  then closes the workers.
+  requests finish (gRPC and REST together within ``ATTRITION_DRAIN_S``, default 30 s: covers the
+  anchor budget; the Deployment sets it to fit its grace period), and only then closes the workers.
 - **Stopping loses no logged row.** After the drain, the models are unloaded, which runs each worker's
   ``unload``: the inference log's writer commits what it buffered (MLServer's own stop closes the
   workers without unloading).
@@ -20,6 +20,8 @@ production rollout needs (the container's entry point and the dev launcher both 
 - **The binary tensor data extension** (:mod:`attrition_runtime.binary_rest`), next to MLServer's
   routes, and validation errors that never echo the body (FastAPI's handler fails on bytes that are not
   UTF-8: a 500): 400 for a body that is not JSON, 422 for JSON that is not a V2 request.
+- **The gRPC repository API** closed the same way (PERMISSION_DENIED), by the interceptor of
+  :mod:`attrition_runtime.repository_interceptor`.
 
 Both reach into MLServer's server object (``_rest_server``, ``_grpc_server``, ``_model_registry``):
 mlserver is pinned exactly in pyproject.toml for that reason, and the tests exercise both paths.
@@ -46,6 +48,7 @@ from starlette.middleware import Middleware
 
 from attrition_runtime.binary_rest import BinaryTensors
 from attrition_runtime.guard import Guard
+from attrition_runtime.repository_interceptor import GuardedGRPCServer
 from attrition_runtime.settings import RuntimeSettings
 from attrition_runtime.validation import refuse_invalid_body
 
@@ -113,6 +116,13 @@ class AttritionServer(MLServer):
         app.user_middleware.append(Middleware(BinaryTensors, infer=self._data_plane.infer))
         app.add_exception_handler(RequestValidationError, refuse_invalid_body)
 
+    def _create_servers(self) -> None:
+        super()._create_servers()
+        # MLServer's gRPC server, built the same way, with the repository interceptor first.
+        self._grpc_server = GuardedGRPCServer(
+            self._settings, self._data_plane, self._model_repository_handlers
+        )
+
     def _guard_predict(self, model) -> None:
         """Requests that find no live worker get 503 instead of MLServer's 500: WorkerStop for those in
         flight, and the round robin's KeyError or StopIteration (surfacing as RuntimeError from the
@@ -161,12 +171,13 @@ class AttritionServer(MLServer):
         await asyncio.shield(self._stopping)
 
     async def _stop(self, sig: int | None) -> None:
-        drain_s = float(os.environ.get("ATTRITION_DRAIN_S", "30"))
+        # One budget for both protocols, so that the drain fits the pod's grace period.
+        deadline = time.monotonic() + float(os.environ.get("ATTRITION_DRAIN_S", "30"))
         if self._grpc_server:
-            await self._grpc_server._server.stop(grace=drain_s)
+            await self._grpc_server._server.stop(grace=max(0.0, deadline - time.monotonic()))
         if self._rest_server:
             await self._rest_server.stop(sig)
-            await _drained(self._rest_server._server, drain_s)
+            await _drained(self._rest_server._server, max(0.0, deadline - time.monotonic()))
         await self._unload_models()
         if self._inference_pool_registry:
             await self._inference_pool_registry.close()
@@ -184,9 +195,17 @@ class AttritionServer(MLServer):
 
 
 async def _drained(uvicorn_server, timeout_s: float) -> None:
-    """Until uvicorn has answered every request it accepted (it stops accepting on handle_exit)."""
+    """Until uvicorn has stopped accepting and answered every request it accepted. handle_exit only
+    asks its main loop to stop (within 0.1 s): until the listeners close, new connections still
+    arrive, and a moment without a request in flight is not the end of them."""
     deadline = time.monotonic() + timeout_s
-    while uvicorn_server.server_state.tasks and time.monotonic() < deadline:
+
+    def busy() -> bool:
+        state = uvicorn_server.server_state
+        listening = any(server.is_serving() for server in getattr(uvicorn_server, "servers", []))
+        return listening or bool(state.connections) or bool(state.tasks)
+
+    while busy() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
 
 
