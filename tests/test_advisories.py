@@ -7,8 +7,10 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from packaging.version import Version
+
+pytestmark = pytest.mark.unit
 
 ADVISORIES = tomllib.loads((ROOT / "tools" / "advisories.toml").read_text())["advisory"]
 LOCK = ROOT / "uv.lock"

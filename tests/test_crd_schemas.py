@@ -16,7 +16,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
+
+pytestmark = pytest.mark.deploy
 
 BIN = Path(sys.executable).parent
 KUSTOMIZE = ROOT / "kustomize"

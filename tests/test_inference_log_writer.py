@@ -18,6 +18,8 @@ from attrition.inference_log import read
 from attrition.inference_log.table import append
 from attrition.inference_log.writer import Counters, LogWriter, request_rows, to_arrow
 
+pytestmark = pytest.mark.unit
+
 
 def _rows(n: int, request_id: str = "r") -> dict[str, list]:
     return request_rows(

@@ -8,10 +8,12 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 from test_exposure import KUSTOMIZE, OVERLAYS, one, render
 
 from attrition import config
+
+pytestmark = pytest.mark.unit
 
 BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
 CD = (ROOT / ".github" / "workflows" / "cd.yml").read_text()

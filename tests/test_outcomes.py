@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+pytestmark = pytest.mark.train
+
 SECRET = "outcomes-test-secret"
 START = pd.Timestamp("2025-01-01", tz="UTC")
 

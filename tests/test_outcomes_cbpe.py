@@ -16,6 +16,8 @@ import pytest
 from helpers import ROOT
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
+pytestmark = pytest.mark.train
+
 NANNYML_VENV = Path(os.environ.get("ATTRITION_NANNYML_VENV", ROOT / ".venv-nannyml"))
 NANNYML_PYTHON = NANNYML_VENV / "bin" / "python"
 

@@ -8,6 +8,8 @@ import json
 import pytest
 from test_outcomes import log_and_outcomes, run_cli, scored  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.spark
+
 
 def _without_run(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "mlflow_run_id"}

@@ -12,7 +12,9 @@ import tomllib
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
+
+pytestmark = pytest.mark.deploy
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 #: Commands that run the project's code or install packages.
