@@ -9,12 +9,18 @@ src="${1:?usage: install.sh <source folder> <virtualenv folder> [extras]}"
 venv="${2:?usage: install.sh <source folder> <virtualenv folder> [extras]}"
 extras="${3-alibi}"
 
+# A CA bundle lent to the build (runtime/Dockerfile's secret ca-bundle): the machine's registry is
+# reached only through it. Named, never copied: it stays out of the virtualenv and the image.
+ca_bundle="${ATTRITION_CA_BUNDLE:-/run/secrets/ca-bundle}"
+if [ -s "$ca_bundle" ]; then
+    export PIP_CERT="$ca_bundle" SSL_CERT_FILE="$ca_bundle"
+fi
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 export UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1
 tools="$(mktemp -d)"
 # The uv that pyproject.toml requires ([tool.uv] required-version), in a throw-away virtualenv.
 uv_version="$(sed -n 's/^required-version = "==\(.*\)"/\1/p' "$src/pyproject.toml")"
-python -m venv "$tools/uv"
+python3 -m venv "$tools/uv"
 "$tools/uv/bin/pip" install --quiet "uv==$uv_version"
 uv="$tools/uv/bin/uv"
 
@@ -24,7 +30,7 @@ for extra in $(echo "$extras" | tr ',' ' '); do extra_args="$extra_args --extra 
 # shellcheck disable=SC2086
 "$uv" export --project "$src" --frozen --no-dev --no-emit-workspace --format requirements-txt \
     $extra_args --output-file "$tools/requirements.txt" --quiet
-python -m venv "$venv"
+python3 -m venv "$venv"
 # --only-binary: every locked dependency has a cp311 manylinux wheel; a source build in the image
 # would need compilers the slim base does not have, so fail loudly instead.
 "$uv" pip install --python "$venv/bin/python" --require-hashes --no-deps --only-binary :all: \
