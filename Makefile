@@ -26,7 +26,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install install-serve lock serve train test lint format book bench soak clean
+.PHONY: install install-serve lock serve train test lint format book bench soak clean image image-engine
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own.
 $(UV):
@@ -52,6 +52,15 @@ $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 		-r tools/security-requirements.txt
 	@touch $@
 
+# cyclonedx-bom (the images' SBOMs) in a virtualenv of its own, from a hashed requirements file.
+SBOM_VENV := .venv-sbom
+
+$(SBOM_VENV)/.stamp: tools/sbom-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(SBOM_VENV)
+	$(UV) pip install --python $(SBOM_VENV)/bin/python --require-hashes --no-deps \
+		-r tools/sbom-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp
 
@@ -66,7 +75,30 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install  ## lint, unit and server tests, manifests, workflows, security scans, notebooks
+# The container engine: podman with runc and debootstrap (the local base) from Debian's packages; other
+# systems are told what to install, and the container test then reports itself skipped.
+IMAGE_ENGINE := podman buildah runc debootstrap
+
+image-engine:
+	@if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(IMAGE_ENGINE); \
+		else \
+			echo "make image: install podman (Debian/Ubuntu: apt-get install $(IMAGE_ENGINE);" \
+				"Fedora: dnf install podman; macOS: brew install podman)"; \
+		fi; \
+	fi
+
+# Both variants of runtime/Dockerfile (default, open), their SBOMs and figures into build/image/.
+# IMAGE_BASE=local (default) builds on Debian's packages, public on the Dockerfile's pinned base.
+IMAGE_BASE ?= local
+
+image: install-serve $(SBOM_VENV)/.stamp image-engine  ## build both serving images, their SBOMs and figures
+	@if command -v podman >/dev/null; then \
+		$(BIN)/python -m attrition_tools.image --base $(IMAGE_BASE); \
+	else echo "make image: skipped, podman is not installed"; fi
+
+test: install image  ## lint, unit and server tests, images and container, manifests, workflows, security scans, notebooks
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest runtime/tests
 	$(BIN)/python -m pytest
@@ -87,8 +119,10 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(BOOK_STORE)/mlflow.db} \
 		$(BIN)/jupyter-book build -W --keep-going book
 
-bench: install  ## latency, throughput, start-up and memory vs bare MLServer
+bench: install  ## latency, throughput, start-up and memory vs bare MLServer; the images' figures
 	$(BIN)/python -m attrition_tools.bench
+	@if command -v podman >/dev/null; then $(BIN)/python -m attrition_tools.bench.image; \
+	else echo "make bench: no image figures, podman is not installed"; fi
 
 soak: install  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
 	$(BIN)/python -m attrition_tools.soak
