@@ -168,7 +168,7 @@ class Container:
         url = self.http_url + self.deployment.readiness_path
         while time.monotonic() - began < timeout:
             if not self.running():
-                raise RuntimeError(f"container exited before ready:\n{self.logs()[-4000:]}")
+                raise RuntimeError(f"container exited before ready:\n{self.logs()[:6000]}")
             try:
                 if requests.get(url, timeout=2).status_code == 200:
                     return time.monotonic() - began
