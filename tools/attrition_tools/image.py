@@ -220,7 +220,7 @@ def licence_table() -> str:
             for found, where in zip(names, single, strict=True):
                 where.extend(f"{name} ({licence})" for name in found)
             continue
-        cells = [", ".join(n) if len(n) <= 4 else f"{len(n)} packages" for n in names]
+        cells = [", ".join(n) if len(n) <= 6 else f"{len(n)} packages" for n in names]
         rows.append(f"| {licence} | {cells[0] or '-'} | {cells[1] or '-'} |")
     rows.append(f"| one package each | {', '.join(single[0])} | {', '.join(single[1])} |")
     return "\n".join(["| Licence | Default image | Open image |", "| --- | --- | --- |", *rows]) + "\n"
