@@ -42,6 +42,9 @@ if [ "$step" = deps ] || [ "$step" = all ]; then
     # would need compilers the slim base does not have, so fail loudly instead.
     "$uv" pip install --python "$venv/bin/python" --require-hashes --no-deps --only-binary :all: \
         --requirement "$tools/requirements.txt"
+    # The packages' own test suites (about 160 MB: pandas, scipy, pyarrow, scikit-learn, ...): serving
+    # never imports them. The container test checks that the image still serves.
+    find "$venv" -path '*/site-packages/*' -type d -name tests -prune -exec rm -rf {} +
 fi
 if [ "$step" = project ] || [ "$step" = all ]; then
     "$uv" pip install --python "$venv/bin/python" --no-deps "$src"
