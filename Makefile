@@ -25,7 +25,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: azurite install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean
+.PHONY: azurite install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean image image-engine
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own, from a hashed requirements
 # file (the version is pyproject.toml's required-version; tests/test_workflows_locked.py checks it).
@@ -107,6 +107,16 @@ $(CRD_SCHEMAS)/node_modules/.package-lock.json: $(CRD_SCHEMAS)/package-lock.json
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
 	npm ci --prefix $(CRD_SCHEMAS) --ignore-scripts --no-audit --no-fund
 
+
+# cyclonedx-bom (the images' SBOMs) in a virtualenv of its own, from a hashed requirements file.
+SBOM_VENV := .venv-sbom
+
+$(SBOM_VENV)/.stamp: tools/sbom-requirements.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(SBOM_VENV)
+	$(UV) pip install --python $(SBOM_VENV)/bin/python --require-hashes --no-deps \
+		-r tools/sbom-requirements.txt
+	@touch $@
+
 install-serve: $(VENV)/.serve-stamp
 install-clients: $(CLIENTS_VENV)/.stamp
 install: $(VENV)/.dev-stamp $(SECURITY_VENV)/.stamp $(CLIENTS_VENV)/.stamp $(NANNYML_VENV)/.stamp \
@@ -123,12 +133,43 @@ train: install-serve  ## search, train, bundle and register a new version (alias
 
 # Two pytest processes: the runtime's own tests import mlserver, which the main session must not (its
 # gRPC stubs clash with tritonclient's, which the server tests use).
-test: install chromium $(AZURITE)  ## lint, unit and server tests, manifests, workflows, security scans, notebooks, book pages
+# The container engine: podman with runc and debootstrap (the local base) from Debian's packages; other
+# systems are told what to install, and the container test then reports itself skipped.
+IMAGE_ENGINE := podman buildah runc debootstrap
+
+image-engine:
+	@if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(IMAGE_ENGINE); \
+		else \
+			echo "make image: install podman (Debian/Ubuntu: apt-get install $(IMAGE_ENGINE);" \
+				"Fedora: dnf install podman; macOS: brew install podman)"; \
+		fi; \
+	fi
+
+# Both variants of runtime/Dockerfile (default, open), their SBOMs and figures into build/image/.
+# IMAGE_BASE=local (the default where debootstrap is, after image-engine has installed it: decided when
+# the recipe runs, not when make reads this file) builds on Debian's packages, public on the
+# Dockerfile's pinned base.
+IMAGE_BASE ?=
+# CONTAINER_TESTS=0 leaves the images and their tests out of make test (GitHub's test job: its image
+# job builds the images with BuildKit and runs the same tests on them).
+CONTAINER_TESTS ?= 1
+TEST_IMAGE := $(if $(filter 0,$(CONTAINER_TESTS)),,image)
+TEST_MARKERS := $(if $(filter 0,$(CONTAINER_TESTS)),-m "not container",)
+
+image: install-serve $(SBOM_VENV)/.stamp image-engine  ## build both serving images, their SBOMs and figures
+	@if command -v podman >/dev/null; then \
+		base=$(IMAGE_BASE); base=$${base:-$$(command -v debootstrap >/dev/null && echo local || echo public)}; \
+		$(BIN)/python -m attrition_tools.image --base $$base; \
+	else echo "make image: skipped, podman is not installed"; fi
+
+test: install chromium $(AZURITE) $(TEST_IMAGE)  ## lint, unit and server tests, images and container, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
 	@# tests/test_repository_guard.py runs a server in a network namespace: iproute2's ip (Debian).
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	$(BIN)/python -m pytest runtime/tests
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TEST_MARKERS)
 
 # The loop while editing: lint and the unit level (pytest markers, pyproject.toml): no server, Spark,
 # container, training run or notebook; under a minute on 2 cores once installed. Two pytest processes,
@@ -160,8 +201,10 @@ book: install  ## build the Jupyter Book (executes every chapter; warnings are e
 	@if [ -x "$(CHROMIUM)" ]; then $(BIN)/python -m attrition_tools.book_check; \
 	else echo "pages not checked: no browser at $(CHROMIUM) (make chromium, or CHROMIUM=/path/to/chrome)"; fi
 
-bench: install $(AZURITE)  ## latency, throughput, start-up and memory vs bare MLServer
+bench: install $(AZURITE)  ## latency, throughput, start-up and memory vs bare MLServer; the images' figures
 	$(BIN)/python -m attrition_tools.bench
+	@if command -v podman >/dev/null; then $(BIN)/python -m attrition_tools.bench.image; \
+	else echo "make bench: no image figures, podman is not installed"; fi
 
 soak: install $(AZURITE)  ## mixed traffic at concurrency 16 for SOAK_SECONDS (default 600): errors, latency and RSS over time
 	$(BIN)/python -m attrition_tools.soak

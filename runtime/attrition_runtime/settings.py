@@ -4,6 +4,9 @@ reads its own ``MLSERVER_*`` settings, with the same library). Importable withou
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -76,7 +79,13 @@ class RuntimeSettings(BaseSettings):
         return self.inference_log.strip().lower() not in INFERENCE_LOG_OFF
 
     def resolve_model_uri(self, settings_uri: str | None = None) -> str:
-        """``ATTRITION_MODEL_URI``, else model-settings.json's ``uri``, else the alias in the registry."""
+        """``ATTRITION_MODEL_URI``, else model-settings.json's ``uri``, else the alias in the registry.
+
+        MLServer fills an absent ``uri`` with the folder of model-settings.json, which holds no model:
+        a local folder counts only when it has an MLmodel file, so that the alias applies otherwise."""
+        local = settings_uri and not urlparse(settings_uri).scheme
+        if local and not (Path(settings_uri) / "MLmodel").exists():
+            settings_uri = None
         return self.model_uri or settings_uri or config.model_uri(self.model_alias)
 
 
