@@ -163,7 +163,7 @@ def test_podman_flags_come_from_the_rendered_production_overlay():
 
 
 def test_podman_flags_refuse_what_they_cannot_model(tmp_path):
-    """A volume other than an emptyDir (or another seccomp profile) is refused, never run otherwise."""
+    """A volume other than an emptyDir or a projected token (or another seccomp profile) is refused, never run otherwise."""
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     patch = [
@@ -177,5 +177,5 @@ def test_podman_flags_refuse_what_they_cannot_model(tmp_path):
         "patches": [{"target": {"kind": "Deployment"}, "patch": json.dumps(patch)}],
     }
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    with pytest.raises(ValueError, match="not an emptyDir"):
+    with pytest.raises(ValueError, match="neither an emptyDir nor a token"):
         production_deployment(overlay)

@@ -4,7 +4,7 @@ container test and the benchmark never restate the manifest.
 
 From the manifest: the user and group (``runAsUser``/``runAsGroup``/``fsGroup``), the read-only root
 filesystem (and no other writable path than the ``emptyDir`` mounts, which become tmpfs mounts of the
-same size), ``capabilities.drop``, ``allowPrivilegeEscalation: false`` (no-new-privileges), the CPU and
+same size; a projected ServiceAccount token becomes a read-only folder with a stand-in token), ``capabilities.drop``, ``allowPrivilegeEscalation: false`` (no-new-privileges), the CPU and
 memory limits, the environment (the ConfigMap of ``envFrom`` and ``env``), the container ports and the
 termination grace period. Ports are published on 127.0.0.1 only.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -74,13 +75,29 @@ def _security_flags(pod: dict, container: dict) -> list[str]:
     return flags
 
 
+def _projected_token(mount: dict, volume: dict) -> list[str]:
+    """A projected ServiceAccount token, as the kubelet mounts it: a read-only folder with the token
+    file. No cluster issues one here, so the file holds a stand-in; the container test reaches its
+    registry without it (a local MLflow store), as the overlay's other identity settings stay unused."""
+    (source,) = volume["projected"]["sources"]
+    if "serviceAccountToken" not in source:
+        raise ValueError(f"volume {mount['name']!r}: only projected ServiceAccount tokens are modelled")
+    folder = Path(tempfile.mkdtemp(prefix="attrition-sa-token-"))
+    (folder / source["serviceAccountToken"]["path"]).write_text("stand-in: no cluster issued a token\n")
+    folder.chmod(0o755)
+    return ["--volume", f"{folder}:{mount['mountPath']}:ro"]
+
+
 def _volume_flags(pod: dict, container: dict) -> list[str]:
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     flags = []
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
+        if "projected" in volume:
+            flags += _projected_token(mount, volume)
+            continue
         if "emptyDir" not in volume:
-            raise ValueError(f"volume {mount['name']!r} is not an emptyDir: not modelled")
+            raise ValueError(f"volume {mount['name']!r} is neither an emptyDir nor a token: not modelled")
         # exec: an emptyDir is not mounted noexec (podman's tmpfs default is).
         options = ["rw", "exec", "nosuid", "nodev", "mode=1777"]
         if "sizeLimit" in volume["emptyDir"]:
