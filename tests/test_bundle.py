@@ -67,7 +67,7 @@ def test_signature_is_typed_per_column(release):
 def test_a_users_first_pyfunc_call_takes_the_csv_as_it_is(release):
     csv = data.fetch()
     assert (pd.read_csv(csv).dtypes[list(NUMERIC)] == np.int64).all()  # what every HR export holds
-    out = mlflow.pyfunc.load_model("models:/employee-attrition@staging").predict(pd.read_csv(csv))
+    out = mlflow.pyfunc.load_model("models:/employee_attrition@staging").predict(pd.read_csv(csv))
     assert len(out) == data.EXPECTED_ROWS and list(out.columns) == [o.name for o in ROW_OUTPUTS]
     expected = bundle.load(config.model_uri(config.STAGING)).score(validate_features(data.load()[0]))
     np.testing.assert_allclose(out["probability"], expected["probability"], rtol=0, atol=1e-12)

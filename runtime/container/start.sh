@@ -3,7 +3,7 @@
 # Sets defaults that suit a read-only container, picks the model, then replaces itself with MLServer.
 #
 # Model, first match wins:
-#   ATTRITION_MODEL_URI    any MLflow URI or folder (e.g. /opt/model, models:/employee-attrition/3)
+#   ATTRITION_MODEL_URI    any MLflow URI or folder (e.g. /opt/model, models:/employee_attrition/3)
 #   ATTRITION_MODEL_ALIAS  models:/$ATTRITION_MODEL_NAME@<alias> from the registry
 #                          (MLFLOW_TRACKING_URI=databricks with DATABRICKS_HOST/DATABRICKS_TOKEN or workload identity)
 #   a model baked into the image at $ATTRITION_BAKED_MODEL (build arg MODEL_DIR)
