@@ -49,7 +49,7 @@ export ATTRITION_SECURITY_VENV := $(abspath $(SECURITY_VENV))
 
 $(SECURITY_VENV)/.stamp: tools/security-requirements.txt | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(SECURITY_VENV)
-	$(UV) pip install --python $(SECURITY_VENV)/bin/python --require-hashes --no-deps --compile-bytecode \
+	$(UV) pip install --no-config --python $(SECURITY_VENV)/bin/python --require-hashes --no-deps --compile-bytecode \
 		-r tools/security-requirements.txt
 	@touch $@
 
@@ -60,7 +60,7 @@ export ATTRITION_CLIENTS_VENV := $(abspath $(CLIENTS_VENV))
 
 $(CLIENTS_VENV)/.stamp: tools/clients-requirements.txt | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(CLIENTS_VENV)
-	$(UV) pip install --python $(CLIENTS_VENV)/bin/python --require-hashes --no-deps --compile-bytecode \
+	$(UV) pip install --no-config --python $(CLIENTS_VENV)/bin/python --require-hashes --no-deps --compile-bytecode \
 		-r tools/clients-requirements.txt
 	@touch $@
 
@@ -81,7 +81,7 @@ export ATTRITION_NANNYML_VENV := $(abspath $(NANNYML_VENV))
 
 $(NANNYML_VENV)/.stamp: tools/nannyml-requirements.txt | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(NANNYML_VENV)
-	$(UV) pip install --python $(NANNYML_VENV)/bin/python --require-hashes --no-deps \
+	$(UV) pip install --no-config --python $(NANNYML_VENV)/bin/python --require-hashes --no-deps \
 		-r tools/nannyml-requirements.txt
 	@touch $@
 
@@ -113,7 +113,7 @@ SBOM_VENV := .venv-sbom
 
 $(SBOM_VENV)/.stamp: tools/sbom-requirements.txt | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(SBOM_VENV)
-	$(UV) pip install --python $(SBOM_VENV)/bin/python --require-hashes --no-deps \
+	$(UV) pip install --no-config --python $(SBOM_VENV)/bin/python --require-hashes --no-deps \
 		-r tools/sbom-requirements.txt
 	@touch $@
 
