@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from attrition.databricks_env import use_databricks
+from attrition.databricks_env import run_on_cluster
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,15 +42,7 @@ def attrition_command(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    use_databricks(args.model_name, args.experiment)
-    from pyspark.sql import SparkSession
-
-    from attrition import cli
-
-    # The job's session, made active so that the command scores on the cluster, not on a local one.
-    SparkSession.builder.getOrCreate()
-    return cli.main(attrition_command(args))
-
+    return run_on_cluster(args.model_name, args.experiment, attrition_command(args))
 
 if __name__ == "__main__":
     sys.exit(main())
