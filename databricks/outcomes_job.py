@@ -47,5 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     return run_on_cluster(args.model_name, args.experiment, attrition_command(args))
 
+
 if __name__ == "__main__":
     sys.exit(main())
