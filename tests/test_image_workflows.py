@@ -163,7 +163,8 @@ def test_podman_flags_come_from_the_rendered_production_overlay():
 
 
 def test_podman_flags_refuse_what_they_cannot_model(tmp_path):
-    """A volume other than an emptyDir or a projected token (or another seccomp profile) is refused, never run otherwise."""
+    """A volume other than an emptyDir or a projected token (or another seccomp profile) is refused,
+    never run otherwise."""
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     patch = [

@@ -4,8 +4,9 @@ container test and the benchmark never restate the manifest.
 
 From the manifest: the user and group (``runAsUser``/``runAsGroup``/``fsGroup``), the read-only root
 filesystem (and no other writable path than the ``emptyDir`` mounts, which become tmpfs mounts of the
-same size; a projected ServiceAccount token becomes a read-only folder with a stand-in token), ``capabilities.drop``, ``allowPrivilegeEscalation: false`` (no-new-privileges), the CPU and
-memory limits, the environment (the ConfigMap of ``envFrom`` and ``env``), the container ports and the
+same size; a projected ServiceAccount token becomes a read-only folder with a stand-in token),
+``capabilities.drop``, ``allowPrivilegeEscalation: false`` (no-new-privileges), the CPU and memory
+limits, the environment (the ConfigMap of ``envFrom`` and ``env``), the container ports and the
 termination grace period. Ports are published on 127.0.0.1 only.
 """
 
