@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.bundle import export
 from attrition.contract.schema import FEATURES
+from attrition.inference_log.keys import ENTITY_INPUT
 from attrition.contract.trust import MIN_DRIFT_ROWS
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
 from attrition_runtime.settings import RuntimeSettings
@@ -97,7 +98,9 @@ def test_rest_and_grpc_answer_what_attrition_predict_says(container, exported, r
 def test_model_metadata_lists_the_contract(container):
     metadata = requests.get(container.http_url + f"/v2/models/{SERVED_MODEL_NAME}", timeout=10).json()
     assert metadata["name"] == SERVED_MODEL_NAME
-    assert [i["name"] for i in metadata["inputs"]] == list(FEATURES)
+    features = [i["name"] for i in metadata["inputs"] if not i["parameters"].get("optional")]
+    assert features == list(FEATURES)
+    assert [i["name"] for i in metadata["inputs"] if i["parameters"].get("optional")] == [ENTITY_INPUT]
     assert "probability" in {o["name"] for o in metadata["outputs"]}
 
 
