@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attrition.bundle import export
 from attrition.contract.schema import FEATURES
-from attrition.inference_log.keys import ENTITY_INPUT
 from attrition.contract.trust import MIN_DRIFT_ROWS
+from attrition.inference_log.keys import ENTITY_INPUT
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
 from attrition_runtime.settings import RuntimeSettings
 from attrition_runtime.wire import model_path
