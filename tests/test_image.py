@@ -135,7 +135,9 @@ def open_from_registry(images, release, tmp_path_factory):
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{ports['mlflow']}/health")
-        version = register(f"http://127.0.0.1:{ports['mlflow']}", model_dir, config.MODEL_NAME)
+        # The name the overlay serves (its Unity Catalog name), registered in the sidecar.
+        served_name = deployment.env.get("ATTRITION_MODEL_NAME", config.MODEL_NAME)
+        version = register(f"http://127.0.0.1:{ports['mlflow']}", model_dir, served_name)
         container.start()
         yield container, version, model_dir
     finally:
