@@ -21,7 +21,7 @@ import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 import yaml
-from helpers import ROOT
+from helpers import ROOT, TrafficDuringFault
 from images import raw_post, require_images, start
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -164,44 +164,18 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 
 def test_a_worker_killed_inside_means_503_and_unready_then_back(container):
     ready_url = container.http_url + container.deployment.readiness_path
-    statuses: list[tuple[float, int | str]] = []
-    readiness: list[tuple[float, int]] = []
-    stop = threading.Event()
     body = v2_request([EXAMPLE_EMPLOYEE])
-
-    def client() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    answer = session.post(infer_url(container), json=body, timeout=30)
-                    statuses.append((time.monotonic(), answer.status_code))
-                    if answer.status_code == 503:
-                        time.sleep(0.05)
-                except requests.RequestException as error:
-                    statuses.append((time.monotonic(), type(error).__name__))
-
-    def probe() -> None:
-        while not stop.is_set():
-            readiness.append((time.monotonic(), requests.get(ready_url, timeout=10).status_code))
-            time.sleep(0.1)
-
-    threads = [threading.Thread(target=client) for _ in range(2)] + [threading.Thread(target=probe)]
-    for thread in threads:
-        thread.start()
-    try:
+    with TrafficDuringFault(infer_url(container), ready_url, body, clients=2) as traffic:
         time.sleep(1.0)
         killed = time.monotonic()
         assert container.exec("python", "-c", KILL_WORKER).stdout.strip()
         deadline = killed + 20
         while time.monotonic() < deadline and not (
-            any(t > killed and s != 200 for t, s in readiness) and readiness[-1][1] == 200
+            traffic.failed_since(killed) and traffic.readiness[-1][1] == 200
         ):
             time.sleep(0.2)
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+    statuses, readiness = traffic.statuses, traffic.readiness
     assert {s for _, s in statuses} <= {200, 503}, {s for _, s in statuses}
     assert any(t > killed and s != 200 for t, s in readiness), "readiness never failed"
     assert readiness[-1][1] == 200 and [t for t, s in statuses if t > killed and s == 200]

@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
+from helpers import TrafficDuringFault
 
 from attrition import bundle, config
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, v2_request
@@ -260,52 +261,30 @@ def test_a_killed_worker_means_503_and_unready_until_its_replacement_is_up(relea
     non-200 during the gap, and both back within 10 s."""
     server = Server(config.model_uri(config.PRODUCTION), ports=free_ports(), log_path=tmp_path / "log")
     server.__enter__()
-    statuses: list[tuple[float, int | str]] = []
-    readiness: list[tuple[float, int]] = []
-    stop = threading.Event()
     body = v2_request([EXAMPLE_EMPLOYEE])
     ready_url = server.http_url + model_path(SERVED_MODEL_NAME, "ready")
-
-    def client() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    answer = session.post(infer_url(server), json=body, timeout=30)
-                    statuses.append((time.monotonic(), answer.status_code))
-                    if answer.status_code == 503:
-                        assert answer.headers["Retry-After"]
-                        time.sleep(0.05)
-                except requests.RequestException as error:
-                    statuses.append((time.monotonic(), type(error).__name__))
-
-    def probe() -> None:
-        while not stop.is_set():
-            readiness.append((time.monotonic(), requests.get(ready_url, timeout=10).status_code))
-            time.sleep(0.1)
-
-    threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=probe)]
     try:
-        for thread in threads:
-            thread.start()
-        time.sleep(1.0)
-        (worker,) = [
-            p for p in psutil.Process(server.process.pid).children() if "spawn_main" in " ".join(p.cmdline())
-        ]
-        killed = time.monotonic()
-        worker.kill()
-        deadline = killed + 10
-        while time.monotonic() < deadline and not (
-            any(t > killed and s != 200 for t, s in readiness)
-            and statuses[-1][1] == 200
-            and readiness[-1][1] == 200
-        ):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        with TrafficDuringFault(infer_url(server), ready_url, body, clients=4) as traffic:
+            time.sleep(1.0)
+            (worker,) = [
+                p
+                for p in psutil.Process(server.process.pid).children()
+                if "spawn_main" in " ".join(p.cmdline())
+            ]
+            killed = time.monotonic()
+            worker.kill()
+            deadline = killed + 10
+            while time.monotonic() < deadline and not (
+                traffic.failed_since(killed)
+                and traffic.statuses[-1][1] == 200
+                and traffic.readiness[-1][1] == 200
+            ):
+                time.sleep(0.2)
+            time.sleep(1.0)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
         server.stop()
+    statuses, readiness = traffic.statuses, traffic.readiness
+    assert traffic.missing_retry_after == 0, "a 503 without Retry-After"
     outcomes = {s for _, s in statuses}
     assert outcomes <= {200, 503}, outcomes
     assert any(t > killed and s != 200 for t, s in readiness), "readiness never failed during the gap"
