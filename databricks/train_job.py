@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from attrition.databricks_env import use_databricks
+from attrition.serving.compiled.calibration import SETTINGS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,12 +21,15 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--experiment", help="workspace path of the MLflow experiment")
     command.add_argument("--quick", action="store_true", help="small search and 3-fold CV")
     command.add_argument("--seed", type=int, default=0)
+    command.add_argument(
+        "--calibration", choices=SETTINGS, default="auto", help="as attrition train's (default: %(default)s)"
+    )
     return command
 
 
 def attrition_command(args: argparse.Namespace) -> list[str]:
     """The ``attrition`` command line this job runs."""
-    command = ["train", "--seed", str(args.seed)]
+    command = ["train", "--seed", str(args.seed), "--calibration", args.calibration]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
     command += ["--quick"] if args.quick else []
     return command

@@ -290,6 +290,7 @@ def test_databricks_entry_points_import_and_run_the_attrition_commands():
         cli.parser().parse_args(commands[key])  # the command line the job runs is a valid one
     assert commands["attrition_train"][:1] == ["train"]
     assert "--data-dir" in commands["attrition_train"]
+    assert cli.parser().parse_args(commands["attrition_train"]).calibration == "auto"
     score = cli.parser().parse_args(commands["attrition_batch_score"])
     assert (score.command, score.source, score.alias, score.mode) == (
         "score-table",

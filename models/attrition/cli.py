@@ -11,6 +11,7 @@ import pandas as pd
 from attrition import backends, config
 from attrition.contract.errors import AttritionError
 from attrition.contract.trust import Explain
+from attrition.serving.compiled.calibration import SETTINGS
 
 LOG_HELP = (
     "also append the scores to the inference log at this location (a folder or abfss:// URL); "
@@ -22,7 +23,13 @@ LOG_HELP = (
 def _train(args: argparse.Namespace) -> int:
     from attrition.training.release import train_and_register
 
-    release = train_and_register(args.data_dir, quick=args.quick or None, seed=args.seed, trust=args.trust)
+    release = train_and_register(
+        args.data_dir,
+        quick=args.quick or None,
+        seed=args.seed,
+        trust=args.trust,
+        calibration=args.calibration,
+    )
     print(
         f"cv_roc_auc={release.cv_roc_auc:.4f} model={release.name} version={release.version} "
         f"aliases={','.join(release.aliases)} run_id={release.run_id}"
@@ -232,6 +239,13 @@ def _add_train(sub) -> None:
         choices=backends.names(),
         default=backends.DEFAULT,
         help="trust backend: alibi/alibi-detect (BSL 1.1, with anchors) or open (scipy, scikit-learn, shap)",
+    )
+    train.add_argument(
+        "--calibration",
+        choices=SETTINGS,
+        default="auto",
+        help="calibrate the probabilities with scikit-learn's CalibratedClassifierCV: auto (sigmoid when the "
+        "out-of-fold ECE is above the tolerance), always with a method, or off (default: %(default)s)",
     )
     train.set_defaults(func=_train)
 

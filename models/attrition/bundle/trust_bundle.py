@@ -26,6 +26,7 @@ from attrition.contract.outputs import ROW_OUTPUTS
 from attrition.contract.schema import LABELS, frame_codes
 from attrition.contract.trust import ANCHOR_BUDGET_S, MIN_DRIFT_ROWS, DriftReport, Explain
 from attrition.serving import compiled, drift
+from attrition.serving.compiled.calibration import compile_calibration
 from attrition.serving.fallback import SklearnClassifier, SklearnForest
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,33 @@ class TrustBundle:
 
     @cached_property
     def classifier(self):
-        """The fitted scikit-learn pipeline (the source of truth; the compiled path needs it only for
-        tree attributions and the book)."""
+        """The fitted scikit-learn pipeline, or its ``CalibratedClassifierCV`` (the source of truth; the
+        compiled path needs it only for tree attributions and the book)."""
         return joblib.load(self.folder / "classifier.joblib")
 
     @cached_property
     def attributions(self):
-        from attrition.serving.attributions import LinearAttributions, TreeAttributions
+        from attrition.serving.attributions import (
+            CalibratedAttributions,
+            LinearAttributions,
+            TreeAttributions,
+        )
 
         scorer = self.scorer if isinstance(self.scorer, compiled.CompiledClassifier) else None
         if scorer is not None and scorer.linear:
-            return LinearAttributions(scorer, self.background)
-        return TreeAttributions(self.classifier, scorer)
+            explainer = LinearAttributions(scorer, self.background)
+        else:
+            explainer = TreeAttributions(compiled.base_pipeline(self.classifier), scorer)
+        calibration = self._calibration_arrays(scorer)
+        return CalibratedAttributions(explainer, calibration) if calibration else explainer
+
+    def _calibration_arrays(self, scorer: compiled.CompiledClassifier | None) -> dict:
+        """The calibration map the served probability goes through (empty without one)."""
+        if scorer is not None:
+            return scorer.arrays if scorer.calibration else {}
+        if compiled.is_calibrated(self.classifier):
+            return compile_calibration(self.classifier)
+        return {}
 
     @cached_property
     def anchor_explainer(self):

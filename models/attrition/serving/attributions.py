@@ -8,6 +8,8 @@
   converges to (tests/test_attributions.py checks it); computed exactly it costs microseconds.
 - Tree ensembles: path-dependent TreeShap from ``shap`` (MIT), per transformed column, summed back to
   the original feature (a one-hot block to its categorical).
+- A calibrated model: the above for the pipeline underneath, mapped through a sigmoid calibration
+  exactly (``CalibratedAttributions``).
 
 Both are stateless per call apart from shap's explainer, which is used under a lock: a request never
 shares it with another (MLServer answers requests from a thread pool).
@@ -21,6 +23,7 @@ import numpy as np
 
 from attrition.contract.schema import FEATURES
 from attrition.serving.compiled import CompiledClassifier, column_features
+from attrition.serving.compiled.calibration import method_of
 
 #: Training rows (drawn once, saved in the bundle) whose mean is the baseline of linear attributions,
 #: for the served values and alibi's KernelShap alike.
@@ -40,6 +43,7 @@ class LinearAttributions:
     """Exact interventional SHAP values of a compiled linear model, in log-odds."""
 
     method = "LinearShap"
+    scale = "log-odds"
 
     def __init__(self, model: CompiledClassifier, background_codes: np.ndarray):
         if not model.linear:
@@ -56,9 +60,11 @@ class LinearAttributions:
         """Each feature's term of the logit, per row (rows x features)."""
         return (self.model.transform(codes) * self.model.coef) @ self._sum_by_feature
 
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        return self.terms(codes) - self._baseline
+
     def explain(self, codes: np.ndarray) -> list[dict]:
-        values = self.terms(codes) - self._baseline
-        return [_explanation(self.method, "log-odds", self.base_value, row) for row in values]
+        return [_explanation(self.method, self.scale, self.base_value, row) for row in self.values(codes)]
 
 
 class TreeAttributions:
@@ -88,6 +94,9 @@ class TreeAttributions:
         return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
 
     def explain(self, codes: np.ndarray) -> list[dict]:
+        return [_explanation(self.method, self.scale, self.base_value, row) for row in self.values(codes)]
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
         X = self._transformed(codes)
         with self._lock:
             values = self.explainer.shap_values(X, check_additivity=False)
@@ -96,7 +105,32 @@ class TreeAttributions:
             values = values[..., -1]
         per_feature = np.zeros((len(values), len(FEATURES)))
         np.add.at(per_feature.T, self._owner, values.T)
-        return [_explanation(self.method, self.scale, self.base_value, row) for row in per_feature]
+        return per_feature
+
+
+class CalibratedAttributions:
+    """Attributions of a calibrated model, from those of the score its calibrator maps.
+
+    Sigmoid (Platt) calibration is affine in that score: the served log-odds are ``-(a * s + b)``. So
+    each attribution times ``-a``, and the base value mapped the same way, add up exactly to the served
+    probability's log-odds, whatever the score's scale (a logit, or a forest's probability). An isotonic
+    map is not affine: its attributions stay those of the score, and their scale says so."""
+
+    def __init__(self, inner, arrays: dict[str, np.ndarray]):
+        self.inner, self.method = inner, inner.method
+        if method_of(arrays) == "sigmoid":
+            a, b = float(arrays["calibration_a"]), float(arrays["calibration_b"])
+            self.scale, self.slope = "log-odds", -a
+            self.base_value = -(a * inner.base_value + b)
+        else:
+            self.scale, self.slope = f"{inner.scale} before isotonic calibration", 1.0
+            self.base_value = inner.base_value
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        return self.slope * self.inner.values(codes)
+
+    def explain(self, codes: np.ndarray) -> list[dict]:
+        return [_explanation(self.method, self.scale, self.base_value, row) for row in self.values(codes)]
 
 
 def _owner_from_pipeline(pipeline) -> np.ndarray:

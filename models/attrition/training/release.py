@@ -9,6 +9,7 @@ import mlflow
 
 from attrition import backends, config, registry
 from attrition.bundle import BundleInfo, log_bundle
+from attrition.training.calibration import choose_method
 from attrition.training.search import CV_METRIC
 from attrition.training.train import TrainResult, train
 
@@ -31,10 +32,12 @@ def train_and_register(
     name: str = config.MODEL_NAME,
     progress: Callable[[str], None] = print,
     trust: str = backends.DEFAULT,
+    calibration: str = "auto",
 ) -> Release:
     """Train (its own run), then log the bundle into that run and register it as a new version."""
     backends.get(trust)  # an unknown backend fails before the search, not after it
-    result = train(data_dir, quick=quick, seed=seed, progress=progress)
+    choose_method(calibration, 0.0)  # and so does an unknown calibration setting
+    result = train(data_dir, quick=quick, seed=seed, progress=progress, calibration=calibration)
     info = BundleInfo(
         result.candidate.family,
         result.threshold,

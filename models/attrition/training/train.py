@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 import mlflow
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from attrition import config
+from attrition.serving.compiled.calibration import base_pipeline
 from attrition.training import data
-from attrition.training.calibration import calibration_record
+from attrition.training.calibration import calibration_record, choose_method, fit_calibrated, out_of_fold_ece
 from attrition.training.evaluation import best_f1_threshold, evaluation_figure, holdout_metrics
 from attrition.training.search import (
     CV_METRIC,
@@ -32,7 +34,8 @@ from attrition.training.search import (
 @dataclass
 class TrainResult:
     run_id: str
-    model: Pipeline
+    #: The fitted pipeline, or a ``CalibratedClassifierCV`` of it when training calibrated it.
+    model: Pipeline | CalibratedClassifierCV
     candidate: Candidate
     cv_roc_auc: float
     cv_roc_auc_std: float
@@ -43,7 +46,7 @@ class TrainResult:
     X_test: pd.DataFrame
     y_test: pd.Series
     trials: list[dict] = field(default_factory=list)
-    #: Held-out reliability table and ECE, and whether recalibration is called for (``calibration``).
+    #: Held-out reliability table and ECE, whether calibration was called for and which was fitted.
     calibration: dict = field(default_factory=dict)
 
 
@@ -52,10 +55,12 @@ def train(
     quick: bool | None = None,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    calibration: str = "auto",
 ) -> TrainResult:
-    """Search, pick by CV ROC AUC, fit the winner on the training split and evaluate it on the test
-    split, all in one MLflow run (``run_id`` of the result), closed on return: log the bundle into
-    it with ``mlflow.start_run(run_id=...)``."""
+    """Search, pick by CV ROC AUC, fit the winner on the training split (calibrated as ``calibration``
+    says: attrition.training.calibration.SETTINGS) and evaluate it on the test split, all in one MLflow
+    run (``run_id`` of the result), closed on return: log the bundle into it with
+    ``mlflow.start_run(run_id=...)``."""
     quick = quick_mode() if quick is None else quick
     X, y = data.load(data_dir)
     X_train, X_test, y_train, y_test = split(X, y, seed)
@@ -78,9 +83,9 @@ def train(
         trials = _search(candidates, X_train, y_train, cv, seed, progress)
         best_index = int(np.argmax([t[CV_METRIC] for t in trials]))
         best = candidates[best_index]
-        model, threshold, oof = _fit_winner(best, X_train, y_train, seed)
+        model, threshold, oof, method = _fit_winner(best, X_train, y_train, seed, calibration)
         metrics = _evaluate(best, trials[best_index], model, threshold, X_test, y_test, trials)
-        calibration = _record_calibration(y_train, oof, y_test, model.predict_proba(X_test)[:, 1])
+        record = _record_calibration(y_train, oof, X_test, y_test, model, method)
     progress(
         f"chosen: {best.family} {fmt_params(best.params)}: cv ROC AUC {metrics[CV_METRIC]:.4f}, "
         f"held-out ROC AUC {metrics['test_roc_auc']:.4f}, threshold {threshold:.3f}"
@@ -98,7 +103,7 @@ def train(
         X_test,
         y_test,
         trials,
-        calibration,
+        record,
     )
 
 
@@ -122,25 +127,29 @@ def _search(candidates: list[Candidate], X_train, y_train, cv, seed: int, progre
     return trials
 
 
-def _fit_winner(best: Candidate, X_train, y_train, seed: int) -> tuple[Pipeline, float, np.ndarray]:
-    """The winner fitted on the training split, the threshold that maximises F1 on its out-of-fold
-    probabilities, and those probabilities (their calibration is recorded too)."""
+def _fit_winner(best: Candidate, X_train, y_train, seed: int, calibration: str) -> tuple:
+    """The winner fitted on the training split (calibrated if called for), the threshold that
+    maximises F1 on its out-of-fold probabilities as served, the model's own out-of-fold
+    probabilities (their calibration is recorded) and the calibration method (None: none)."""
+    cv = StratifiedKFold(5, shuffle=True, random_state=seed)
     model = best.build(seed).fit(X_train, y_train)
-    oof = cross_val_predict(
-        best.build(seed),
-        X_train,
-        y_train,
-        cv=StratifiedKFold(5, shuffle=True, random_state=seed),
-        method="predict_proba",
-        n_jobs=2,
-    )[:, 1]
-    return model, best_f1_threshold(y_train.to_numpy(), oof), oof
+    oof = cross_val_predict(best.build(seed), X_train, y_train, cv=cv, method="predict_proba", n_jobs=2)[:, 1]
+    method = choose_method(calibration, out_of_fold_ece(y_train.to_numpy(), oof))
+    mlflow.log_params({"calibration_setting": calibration, "calibration": method or "none"})
+    if method is None:
+        return model, best_f1_threshold(y_train.to_numpy(), oof), oof, None
+    model, served_oof = fit_calibrated(lambda: best.build(seed), X_train, y_train, method, cv)
+    return model, best_f1_threshold(y_train.to_numpy(), served_oof), oof, method
 
 
-def _record_calibration(y_train, oof: np.ndarray, y_test, probability: np.ndarray) -> dict:
+def _record_calibration(y_train, oof: np.ndarray, X_test, y_test, model, method: str | None) -> dict:
     """The calibration record (held-out and out-of-fold ECE, reliability table), logged to the run."""
-    calibration = calibration_record(y_train.to_numpy(), oof, y_test.to_numpy(), probability)
-    mlflow.log_metrics({"oof_ece": calibration["oof_ece"], "test_ece": calibration["test_ece"]})
+    probability = model.predict_proba(X_test)[:, 1]
+    uncalibrated = base_pipeline(model).predict_proba(X_test)[:, 1] if method else None
+    calibration = calibration_record(
+        y_train.to_numpy(), oof, y_test.to_numpy(), probability, method, uncalibrated
+    )
+    mlflow.log_metrics({k: v for k, v in calibration.items() if k.endswith("_ece")})
     mlflow.log_param("needs_calibration", calibration["needs_calibration"])
     mlflow.log_dict(calibration, "calibration.json")
     return calibration

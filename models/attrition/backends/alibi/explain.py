@@ -22,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.pipeline import Pipeline
 
 from attrition.contract.schema import CATEGORICAL, FEATURES, from_codes
+from attrition.serving.compiled.calibration import base_pipeline
 
 #: Samples per KernelShap explanation (it estimates by sampling; the served attributions are exact).
 KERNEL_SAMPLES = 2048
@@ -80,7 +81,9 @@ def _dense(matrix) -> np.ndarray:
 
 
 def fit_attributions(classifier: Pipeline, background: np.ndarray, seed: int = 0) -> KernelShap | TreeShap:
-    """TreeShap for trees; KernelShap on the log-odds against ``background`` rows otherwise."""
+    """TreeShap for trees; KernelShap on the log-odds against ``background`` rows otherwise (of the
+    pipeline under a calibration map: the served attributions map them through it)."""
+    classifier = base_pipeline(classifier)
     if is_tree_model(classifier):
         explainer = TreeShap(classifier[-1], model_output="raw", task="classification")
         # Path-dependent (no background): with shap 0.43 and this scikit-learn, interventional TreeShap
@@ -115,6 +118,7 @@ def save(explainer: KernelShap | TreeShap | AnchorTabular, path: Path) -> None:
 
 
 def load_attributions(path: Path, classifier: Pipeline) -> KernelShap | TreeShap:
+    classifier = base_pipeline(classifier)
     predictor = classifier[-1] if is_tree_model(classifier) else LogOddsOfLeaving(classifier)
     return load_explainer(str(path), predictor=predictor)
 
@@ -126,6 +130,7 @@ def load_anchors(path: Path, classifier: Pipeline, threshold: float) -> AnchorTa
 def attributions(explainer: KernelShap | TreeShap, classifier: Pipeline, codes: np.ndarray) -> list[dict]:
     """Per row: the contribution of each original feature to the log-odds (KernelShap) or to the raw
     tree output (TreeShap) of leaving, and the base value they add up from."""
+    classifier = base_pipeline(classifier)
     if isinstance(explainer, TreeShap):
         names, starts, widths = _transformed_layout(classifier)
         transformed = _dense(classifier[0].transform(from_codes(codes)))

@@ -22,6 +22,8 @@ class Family:
     probability: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
     #: A linear model's logit is a sum of one term per feature (exact attributions).
     linear: bool = False
+    #: The estimator's decision function (what a calibrator maps), None if it has none.
+    decision: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray] | None = None
 
 
 def _compile_linear(model) -> dict[str, np.ndarray]:
@@ -31,8 +33,12 @@ def _compile_linear(model) -> dict[str, np.ndarray]:
     }
 
 
+def _linear_decision(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    return X @ arrays["coef"] + float(arrays["intercept"])
+
+
 def _linear_probability(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    return expit(X @ arrays["coef"] + float(arrays["intercept"]))
+    return expit(_linear_decision(arrays, X))
 
 
 def _compile_forest(model) -> dict[str, np.ndarray]:
@@ -75,16 +81,26 @@ def _compile_boosting(model) -> dict[str, np.ndarray]:
     }
 
 
+def _boosting_decision(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    return walk(arrays, X, "tree_").sum(axis=1) + float(arrays["baseline"])
+
+
 def _boosting_probability(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    return expit(walk(arrays, X, "tree_").sum(axis=1) + float(arrays["baseline"]))
+    return expit(_boosting_decision(arrays, X))
 
 
 FAMILIES: dict[str, Family] = {
     family.kind: family
     for family in (
-        Family("linear", "LogisticRegression", _compile_linear, _linear_probability, linear=True),
+        Family("linear", "LogisticRegression", _compile_linear, _linear_probability, True, _linear_decision),
         Family("forest", "RandomForestClassifier", _compile_forest, _forest_probability),
-        Family("boosting", "HistGradientBoostingClassifier", _compile_boosting, _boosting_probability),
+        Family(
+            "boosting",
+            "HistGradientBoostingClassifier",
+            _compile_boosting,
+            _boosting_probability,
+            decision=_boosting_decision,
+        ),
     )
 }
 
