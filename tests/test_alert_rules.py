@@ -171,7 +171,10 @@ def test_exported_series_pass_promtools_metric_lint(exported):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rules_use_only_series_and_labels_the_server_exports(rules, exported):
+def test_rules_use_only_series_and_labels_the_server_exports(rules, exported, rendered):
+    # The scrape renames nothing: no relabelling, no honorLabels (series arrive as exported + targets).
+    for endpoint in one(rendered["production"], "ServiceMonitor")["spec"]["endpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}, endpoint
     exported_series = series_labels(exported)
     exported_labels = set().union(*exported_series.values())
     for spec in rules.values():
