@@ -25,7 +25,7 @@ endif
 export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: azurite install install-serve install-clients chromium lock serve train test test-fast lint format book bench soak clean image image-engine
+.PHONY: azurite install install-serve install-clients chromium promtool lock serve train test test-fast lint format book bench soak clean image image-engine
 
 # uv is one binary: pip puts it in .uv/bin without a virtualenv of its own, from a hashed requirements
 # file (the version is pyproject.toml's required-version; tests/test_workflows_locked.py checks it).
@@ -73,6 +73,18 @@ export ATTRITION_CHROMIUM := $(CHROMIUM)
 chromium:  ## Debian's Chromium (and a font) for the browser test, through apt-get as root
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+
+# Prometheus's own promtool checks and unit-tests the PrometheusRule's alerts (tests/test_alert_rules.py).
+# It comes in Debian's (and Ubuntu's) prometheus package, with the Prometheus server, which the package
+# starts where an init system runs (in a container without one, or with Docker's policy-rc.d, nothing
+# starts): it is stopped and disabled again, only promtool is wanted. Not the recommended node exporter.
+promtool:  ## Prometheus's promtool (Debian's prometheus package) for the alert rules' tests, through apt-get
+	@command -v promtool >/dev/null || { \
+		as=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+		$$as apt-get update -qq && $$as env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends prometheus && \
+		if [ -d /run/systemd/system ]; then $$as systemctl disable --now --quiet prometheus; \
+		else $$as /etc/init.d/prometheus stop >/dev/null; $$as update-rc.d prometheus disable >/dev/null; fi; }
 
 # NannyML (tests/test_outcomes_cbpe.py: our CBPE equals NannyML's) pins versions and pulls libraries
 # the project does not want: a virtualenv of its own too, from a hashed requirements file.
@@ -164,7 +176,7 @@ image: install-serve $(SBOM_VENV)/.stamp image-engine  ## build both serving ima
 		$(BIN)/python -m attrition_tools.image --base $$base; \
 	else echo "make image: skipped, podman is not installed"; fi
 
-test: install chromium $(AZURITE) $(TEST_IMAGE)  ## lint, unit and server tests, images and container, manifests, workflows, security scans, notebooks, book pages
+test: install chromium promtool $(AZURITE) $(TEST_IMAGE)  ## lint, unit and server tests, images and container, manifests, workflows, security scans, notebooks, book pages
 	$(BIN)/ruff check .
 	@# tests/test_repository_guard.py runs a server in a network namespace: iproute2's ip (Debian).
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
