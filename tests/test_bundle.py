@@ -74,6 +74,24 @@ def test_a_users_first_pyfunc_call_takes_the_csv_as_it_is(release):
     assert out["prediction"].tolist() == expected["prediction"].tolist()
 
 
+def test_mlflows_scoring_server_takes_json_and_refuses_csv_as_the_model_page_says(release):
+    """``mlflow models serve``'s handler: JSON bodies score; text/csv is refused by MLflow itself
+    (it parses CSV with the signature's pandas types, and ``Any`` has none)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model("models:/employee_attrition@staging")
+    schema, rows = model.metadata.get_input_schema(), data.load()[0].head(3)
+    body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split"))})
+    answer = scoring_server.invocations(body, "application/json", model, schema)
+    assert answer.status == 200
+    expected = bundle.load(config.model_uri(config.STAGING)).score(validate_features(rows))
+    got = [p["probability"] for p in json.loads(answer.response)["predictions"]]
+    np.testing.assert_allclose(got, expected["probability"], rtol=0, atol=1e-12)
+    with pytest.raises(MlflowException, match="Failed to get pandas types"):
+        scoring_server.invocations(rows.to_csv(index=False), "text/csv", model, schema)
+
+
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
