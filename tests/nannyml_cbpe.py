@@ -1,7 +1,7 @@
 """Run by tests/test_outcomes_cbpe.py inside the NannyML virtualenv (not the project's): NannyML's CBPE
 per calendar month on the given rows, printed as JSON {month: {metric: value}}.
 
-Usage: python nannyml_cbpe.py REFERENCE.parquet ANALYSIS.parquet THRESHOLD
+Usage: python nannyml_cbpe.py REFERENCE.parquet ANALYSIS.parquet (y_pred holds the threshold's verdict)
 Columns: timestamp, probability, y_pred (0/1), and y_true in the reference. NannyML's own calibration is
 switched off (NoopCalibrator): the probabilities compared are the model's own, on both sides.
 """

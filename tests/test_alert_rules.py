@@ -202,3 +202,14 @@ def test_the_name_check_catches_a_misspelt_series(rules, exported):
     names, labels = used_in_rules(spec)
     assert "attrition_window_drift" in names - set(series_labels(exported))
     assert "replica" in labels - TARGET_LABELS
+
+
+def test_the_estimate_alert_uses_the_outcomes_reports_margin(rules):
+    """One stated margin below the training CV ROC AUC: the server's estimate alert and the outcomes
+    report's flag on realised months."""
+    from attrition.outcomes.report import ROC_AUC_MARGIN
+
+    for spec in rules.values():
+        expr = alert_rules(spec)["AttritionEstimatedRocAucLow"]["expr"]
+        (margin,) = re.findall(r"attrition_training_cv_roc_auc\)\s*-\s*([0-9.]+)", expr)
+        assert float(margin) == ROC_AUC_MARGIN

@@ -131,6 +131,7 @@ def test_report_logs_a_monitoring_run_with_plots(log_and_outcomes, capsys):
         ("employee_id,left,date\n1,Yes,2025-01-01\n2,maybe,2025-01-01\n", "column 'left', row 2: 'maybe'"),
         ("employee_id,left,date\n1,Yes,2025-01-01\n2,No,2025-13-45\n", "column 'date', row 2: '2025-13-45'"),
         ("employee_id,left,date\n,Yes,2025-01-01\n", "column 'employee_id', row 1"),
+        ("employee_id,left,date\n1,No,2025-01-01\n1,Yes,2025-01-01\n", "row 2 repeats row 1's employee_id"),
     ],
 )
 def test_bad_outcome_files_get_one_line_naming_column_and_row(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import numbers
 import os
 from collections.abc import Callable, Iterable
 
@@ -38,10 +39,19 @@ def entity_hasher(secret: str | None = None) -> Callable[[object], str]:
     key = secret.encode()
 
     def hash_one(entity: object) -> str:
-        text = entity.decode() if isinstance(entity, bytes) else str(entity)
-        return hmac.new(key, text.strip().encode(), hashlib.sha256).hexdigest()
+        return hmac.new(key, entity_text(entity).encode(), hashlib.sha256).hexdigest()
 
     return hash_one
+
+
+def entity_text(entity: object) -> str:
+    """The text an id is hashed as: ``42``, ``"42"``, ``b"42"`` and ``42.0`` (an integer column that
+    went through a float, as pandas does to a column with a gap) are the same employee."""
+    if isinstance(entity, bytes):
+        entity = entity.decode()
+    if isinstance(entity, numbers.Real) and not isinstance(entity, numbers.Integral):
+        entity = int(entity) if float(entity).is_integer() else entity
+    return str(entity).strip()
 
 
 def hash_entities(entities: Iterable[object], secret: str | None = None) -> list[str]:

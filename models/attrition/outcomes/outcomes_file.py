@@ -9,6 +9,7 @@ import pandas as pd
 
 from attrition.contract.errors import AttritionError
 from attrition.inference_log import hash_entities
+from attrition.inference_log.keys import entity_text
 
 COLUMNS = ("employee_id", "left", "date")
 #: Accepted spellings of an outcome (case and surrounding blanks ignored).
@@ -39,7 +40,7 @@ def check_outcomes(raw: pd.DataFrame, source: str = "outcomes") -> pd.DataFrame:
         raise OutcomesError(
             f"{source}: missing column {missing[0]!r} (expected columns: {', '.join(COLUMNS)})"
         )
-    ids = raw["employee_id"].astype(str).str.strip()
+    ids = raw["employee_id"].map(entity_text)
     _first_bad(source, "employee_id", raw["employee_id"], ids.eq("") | raw["employee_id"].isna(), "an id")
     text = raw["left"].astype(str).str.strip().str.lower()
     text = text.str.replace(r"\.0$", "", regex=True)  # 1.0 / 0.0 from a numeric column
@@ -47,9 +48,25 @@ def check_outcomes(raw: pd.DataFrame, source: str = "outcomes") -> pd.DataFrame:
     _first_bad(source, "left", raw["left"], left.isna(), "Yes/No or 1/0")
     dates = pd.to_datetime(raw["date"].astype(str).str.strip(), errors="coerce", utc=True, format="mixed")
     _first_bad(source, "date", raw["date"], dates.isna(), "a date (e.g. 2025-03-31)")
-    return pd.DataFrame(
+    checked = pd.DataFrame(
         {"employee_id": ids.to_numpy(), "left": left.astype(int).to_numpy(), "date": dates.dt.normalize()}
     )
+    _no_repeats(source, checked)
+    return checked
+
+
+def _no_repeats(source: str, checked: pd.DataFrame) -> None:
+    """One employee has one outcome per day: a second is a copy, or contradicts the first."""
+    repeated = checked.duplicated(["employee_id", "date"], keep="first").to_numpy()
+    if repeated.any():
+        row = int(repeated.argmax())
+        same = checked[["employee_id", "date"]].eq(checked[["employee_id", "date"]].iloc[row]).all(axis=1)
+        first = int(same.to_numpy().argmax())
+        raise OutcomesError(
+            f"{source}: row {row + 1} repeats row {first + 1}'s employee_id and date "
+            f"({checked['employee_id'].iloc[row]!r}, {checked['date'].iloc[row]:%Y-%m-%d}): "
+            "one outcome per employee and day"
+        )
 
 
 def _first_bad(source: str, column: str, values: pd.Series, bad: pd.Series, expected: str) -> None:
