@@ -6,6 +6,7 @@ import argparse
 import json
 
 from attrition import inference_log
+from attrition.contract.errors import AttritionError
 from attrition.outcomes.join import DEFAULT_HORIZON_DAYS
 
 
@@ -30,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="delta-rs object-store option for the log (e.g. for ADLS), repeatable",
+        help="delta-rs object-store option for the log (e.g. for ADLS), repeatable; not with --spark, "
+        "which reads storage with the cluster's credentials",
     )
     report.add_argument(
         "--spark",
@@ -70,8 +72,20 @@ def _read_log(location: str, options: dict[str, str] | None):
         raise LookupError(f"cannot read the inference log at {location}: {first}") from exc
 
 
+#: Why ``--storage-option`` and ``--spark`` do not go together, in the one line the user sees.
+SPARK_STORAGE = (
+    "--storage-option configures the local reader (delta-rs) and is not used with --spark: Spark reads "
+    "storage with the cluster's credentials (a Unity Catalog external location or the cluster's Spark "
+    "configuration); drop --storage-option"
+)
+
+
 def _on_spark(args: argparse.Namespace, settings) -> dict:
-    """The active Spark session (Databricks), else a local one, stopped afterwards."""
+    """The active Spark session (Databricks), else a local one, stopped afterwards. delta-rs
+    options are refused rather than translated to Hadoop ones: on Databricks, Unity Catalog governs
+    access to the log, and local Spark has no Azure file system to give them to."""
+    if args.storage_option:
+        raise AttritionError(SPARK_STORAGE)
     from pyspark.sql import SparkSession
 
     from attrition.batch import local_spark

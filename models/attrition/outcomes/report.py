@@ -49,17 +49,18 @@ CANONICAL_ORDER = ["date", "entity_key", "timestamp", "left"]
 
 
 def build_report(
-    log: pd.DataFrame,
+    log: pd.DataFrame | None,
     outcomes: pd.DataFrame,
     settings: Settings,
     baselines: dict[str, float],
     joined: Joined | None = None,
+    months: list[dict] | None = None,
 ) -> dict:
     """``outcomes`` keyed (``entity_key``, ``left``, ``date``); ``baselines`` maps a model version to
-    its training CV ROC AUC (versions without one are never flagged). ``joined``: the join, when
-    another engine did it (then ``log`` needs only the version, timestamp, probability and
-    prediction columns)."""
+    its training CV ROC AUC (versions without one are never flagged). ``joined`` (the join) and
+    ``months`` (``logged_months``), when another engine computed them; with both, ``log`` is unused."""
     joined = joined or join_outcomes(log, outcomes, settings.horizon_days)
+    months = logged_months(log) if months is None else months
     rows = joined.rows.sort_values(CANONICAL_ORDER, kind="mergesort").reset_index(drop=True)
     report = {
         "rows_joined": len(rows),
@@ -70,7 +71,7 @@ def build_report(
         **window_report(rows, settings),
         # On the joined rows themselves, so the two sit side by side on the same predictions.
         "estimated": estimated(rows),
-        "months": _months(log, rows, settings, baselines),
+        "months": _months(months, rows, settings, baselines),
     }
     report["flagged"] = [
         {key: entry[key] for key in ("model_version", "month", "baseline_roc_auc")}
@@ -81,18 +82,35 @@ def build_report(
     return _plain(report)
 
 
-def _months(log: pd.DataFrame, rows: pd.DataFrame, settings: Settings, baselines: dict) -> list[dict]:
+def logged_month(version: str, when: str, logged: pd.DataFrame) -> dict:
+    """What the log alone says of one model version's month (``when``, ``YYYY-MM``): the rows
+    logged and CBPE on all of them, known before any label. Both engines call this per month."""
+    return {
+        "model_version": str(version),
+        "month": when,
+        "rows_logged": len(logged),
+        "estimated": estimated(logged),
+    }
+
+
+def logged_months(log: pd.DataFrame) -> list[dict]:
+    """``logged_month`` for every model version and month of the log, in (version, month) order."""
+    grouped = log.assign(month=month(log["timestamp"])).groupby(["model_version", "month"], sort=True)
+    return [logged_month(version, when, rows) for (version, when), rows in grouped]
+
+
+def _months(months: list[dict], rows: pd.DataFrame, settings: Settings, baselines: dict) -> list[dict]:
     """One entry per model version and month that has logged predictions: CBPE on every prediction
-    of the month (what is known before any label), realised metrics on those that got an outcome."""
-    log_month = log.assign(month=month(log["timestamp"]))
-    joined_month = rows.assign(month=month(rows["timestamp"]))
+    of the month (``months``), realised metrics on those that got an outcome."""
+    joined_month = rows.assign(month=month(rows["timestamp"]), version=rows["model_version"].astype(str))
     entries = []
-    for (version, when), logged in log_month.groupby(["model_version", "month"], sort=True):
-        judged = joined_month[(joined_month["model_version"] == version) & (joined_month["month"] == when)]
-        entry = {"model_version": str(version), "month": when, "rows_logged": len(logged)}
+    for logged in months:
+        version, when = logged["model_version"], logged["month"]
+        judged = joined_month[(joined_month["version"] == version) & (joined_month["month"] == when)]
+        entry = {"model_version": version, "month": when, "rows_logged": logged["rows_logged"]}
         entry |= {"rows_joined": len(judged), **window_report(judged, settings)}
-        entry["estimated"] = estimated(logged)
-        baseline = baselines.get(str(version))
+        entry["estimated"] = logged["estimated"]
+        baseline = baselines.get(version)
         high = entry["realised"]["roc_auc_high"]
         entry["baseline_roc_auc"] = baseline
         entry["flagged"] = bool(
