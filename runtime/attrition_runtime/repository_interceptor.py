@@ -25,6 +25,8 @@ import grpc
 from grpc import aio
 from mlserver.grpc import GRPCServer
 
+from attrition_runtime.request_ids import RequestIdInterceptor
+
 #: Method-name prefixes of MLServer's repository API (load, unload, index) on its gRPC port.
 REPOSITORY_METHODS = (
     "/inference.model_repository.ModelRepositoryService/",
@@ -86,7 +88,8 @@ def loopback_only(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 
 class GuardedGRPCServer(GRPCServer):
-    """MLServer's gRPC server with :class:`RepositoryInterceptor` first among its interceptors."""
+    """MLServer's gRPC server with :class:`RepositoryInterceptor` first among its interceptors, then
+    :class:`attrition_runtime.request_ids.RequestIdInterceptor`."""
 
     @property
     def _interceptors(self) -> list:
@@ -94,4 +97,5 @@ class GuardedGRPCServer(GRPCServer):
 
     @_interceptors.setter
     def _interceptors(self, interceptors: list) -> None:
-        self.__dict__["_guarded_interceptors"] = [RepositoryInterceptor(), *interceptors]
+        ours = [RepositoryInterceptor(), RequestIdInterceptor()]
+        self.__dict__["_guarded_interceptors"] = [*ours, *interceptors]

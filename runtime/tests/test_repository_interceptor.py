@@ -24,6 +24,7 @@ from attrition_runtime.repository_interceptor import (
     is_loopback,
     peer_address,
 )
+from attrition_runtime.request_ids import RequestIdInterceptor
 
 
 @pytest.mark.parametrize(
@@ -65,8 +66,8 @@ def test_the_interceptor_heads_mlservers_own_list(metrics):
     server = guarded_server(metrics)
     server._create_server()
     interceptors = server._interceptors
-    assert isinstance(interceptors[0], RepositoryInterceptor)
-    assert [type(i) for i in interceptors[1:]] == ([PromServerInterceptor] if metrics else [])
+    assert [type(i) for i in interceptors[:2]] == [RepositoryInterceptor, RequestIdInterceptor]
+    assert [type(i) for i in interceptors[2:]] == ([PromServerInterceptor] if metrics else [])
 
 
 def test_a_loopback_client_is_served():

@@ -36,7 +36,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -173,6 +173,8 @@ class Outcome:
     status: int | str
     detail: str = ""
     retry_after: float = 0.0
+    #: The V2 answer's id of a request answered 200 (the inference log's ``request_id``).
+    request_id: str = ""
 
 
 def valid_probabilities(values, rows: int) -> bool:
@@ -185,10 +187,12 @@ def rest_outcome(request: Request, status: int, headers, text: bytes) -> Outcome
         if request.bad:
             return Outcome("2xx_wrong", status, "bad body accepted")
         try:
-            outputs = {o["name"]: o["data"] for o in json.loads(text)["outputs"]}
+            answer = json.loads(text)
+            outputs = {o["name"]: o["data"] for o in answer["outputs"]}
         except (ValueError, KeyError, TypeError) as error:
             return Outcome("2xx_wrong", status, f"unreadable answer: {error!r}")
-        return _checked(request, outputs.get(PROBABILITY), outputs.get(EXPLANATION.name), status)
+        outcome = _checked(request, outputs.get(PROBABILITY), outputs.get(EXPLANATION.name), status)
+        return replace(outcome, request_id=str(answer.get("id") or ""))
     retry_after = headers.get("Retry-After")
     if status in (429, 503) and retry_after is not None:
         return Outcome("shed", status, text[:300].decode(errors="replace"), _seconds(retry_after))
@@ -316,7 +320,8 @@ class _Clients:
         if request.bad:
             return Outcome("2xx_wrong", "OK", "bad body accepted")
         explanation = result.as_numpy(EXPLANATION.name) if request.parameters else None
-        return _checked(request, result.as_numpy(PROBABILITY), explanation, "OK")
+        outcome = _checked(request, result.as_numpy(PROBABILITY), explanation, "OK")
+        return replace(outcome, request_id=result.get_response().id)
 
     async def send(self) -> None:
         import aiohttp
@@ -382,8 +387,10 @@ def soak(
     settings: SoakSettings = SoakSettings(),  # noqa: B008 (frozen)
     model: dict | None = None,
     progress: Callable[[str], None] = print,
+    answered: dict[str, int] | None = None,
 ) -> dict:
-    """Soak a running server (its REST URL, gRPC address and main process id); the report."""
+    """Soak a running server (its REST URL, gRPC address and main process id); the report. With
+    ``answered``, it is filled with the rows of each request answered 200, by the answer's id."""
     begun = time.monotonic()
     report: dict = {
         "schema": SCHEMA,
@@ -406,6 +413,8 @@ def soak(
     with RssSeries(server_pid, settings.rss_interval_s, started) as memory:
         traffic = asyncio.run(drive(http_url, grpc_address, settings, pools, started, progress))
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if answered is not None:
+        answered.update({r.outcome.request_id: r.rows for r in traffic.records if r.outcome.cls == "2xx"})
     workers = max(int(report["settings"]["server"].get("parallel_workers", 1)), 1)
     report |= summary(traffic, memory, settings, workers)
     report["checks"] = checks(report)
@@ -601,17 +610,19 @@ def soak_logged(uri: str, settings: SoakSettings, log: Path, progress: Callable[
     ``settings.outage_s`` in the middle; the report gains the log's section and checks."""
     from attrition_tools import soak_log
 
+    answered: dict[str, int] = {}
     with soak_log.logged_storage() as (env, azurite, location):
         with Server(uri, ports=free_ports(), env=env, log_path=log) as server:
             model = {"uri": uri, "version": registry.version_of(uri)}
             soak_log.outage(azurite, (settings.seconds - settings.outage_s) / 2, settings.outage_s, progress)
-            report = soak(server.http_url, server.grpc_address, server.process.pid, settings, model, progress)
+            pid = server.process.pid
+            report = soak(server.http_url, server.grpc_address, pid, settings, model, progress, answered)
             counts = (
                 soak_log.metric(server.metrics_url, name) for name in (soak_log.DROPPED, soak_log.FAILED)
             )
             dropped, failed = counts
         dropped += soak_log.dropped_at_close(log)
-        report["inference_log"] = soak_log.check(report, location, azurite.environment(), dropped, failed)
+        report["inference_log"] = soak_log.check(answered, location, azurite.environment(), dropped, failed)
     report["checks"] += soak_log.checks(report["inference_log"])
     report["passed"] = all(c["met"] for c in report["checks"])
     return report

@@ -65,9 +65,12 @@ def dropped_at_close(server_log: Path) -> int:
     return sum(int(n) for n in re.findall(r"inference log: flushed and closed \((\d+) rows", text))
 
 
-def check(report: dict, location: str, environment: dict[str, str], dropped: float, failed: float) -> dict:
-    """The log's section of the soak report, read after the server stopped: rows answered 200 vs
-    rows in the table and rows counted as dropped (during the run, and at shutdown)."""
+def check(
+    answered: dict[str, int], location: str, environment: dict[str, str], dropped: float, failed: float
+) -> dict:
+    """The log's section of the soak report, read after the server stopped: each request answered 200
+    (its rows, by the answer's id) against the rows the table holds for that id; the rows of answered
+    requests not in the table must all be counted as dropped (during the run, and at shutdown)."""
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)  # delta-rs reads the emulator's endpoint from the environment
     try:
@@ -75,17 +78,20 @@ def check(report: dict, location: str, environment: dict[str, str], dropped: flo
     finally:
         for name, value in saved.items():
             os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
-    answered = report["totals"]["rows_answered"]
-    unique = len(logged.drop_duplicates(["request_id", "row_index"]))
+    unique = logged.drop_duplicates(["request_id", "row_index"])
+    per_request = unique["request_id"].value_counts().to_dict()
+    absent = sum(rows - min(rows, per_request.get(request_id, 0)) for request_id, rows in answered.items())
     return {
         "location": location,
-        "rows_answered": answered,
+        "rows_answered": sum(answered.values()),
         "rows_logged": len(logged),
-        "rows_logged_twice": len(logged) - unique,
+        "rows_logged_twice": len(logged) - len(unique),
+        # Scored for a client that gave up waiting (not answered 200 to anyone): logged, not a loss.
+        "rows_logged_unanswered": int(unique["request_id"].map(lambda i: i not in answered).sum()),
+        "rows_answered_not_logged": absent,
         "rows_dropped": int(dropped),
         "failed_commits": int(failed),
-        # Negative would mean rows scored for clients that gave up waiting: not a loss.
-        "rows_missing": max(answered - unique - int(dropped), 0),
+        "rows_missing": max(absent - int(dropped), 0),
     }
 
 

@@ -1,0 +1,48 @@
+"""Every gRPC inference answer carries a request id, as every REST answer does.
+
+MLServer makes an id for a request without one when the id is missing (REST), but gRPC's protobuf
+reads a missing id as ``""``, which MLServer keeps: the answer then has no id, while the inference log
+and the telemetry line need one for its rows. :class:`RequestIdInterceptor` gives such a ``ModelInfer``
+request a fresh UUID before MLServer reads it, so the answer, the log's ``request_id`` and the
+telemetry line agree, as over REST. Ids that clients set pass untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc import aio
+
+#: The V2 inference method on MLServer's gRPC port.
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+class RequestIdInterceptor(aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler_call_details.method != MODEL_INFER:
+            return handler
+        return with_request_id(handler)
+
+
+def with_request_id(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    behaviour = handler.unary_unary
+
+    async def identified(request, context: aio.ServicerContext):
+        if not request.id:
+            request.id = str(uuid.uuid4())
+        result = behaviour(request, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return grpc.unary_unary_rpc_method_handler(
+        identified,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
