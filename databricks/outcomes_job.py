@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from attrition.databricks_env import run_on_cluster
+from attrition.outcomes.join import DEFAULT_HORIZON_DAYS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--outcomes", required=True, help="outcomes table: catalog.schema.table")
     command.add_argument("--model-name", required=True, help="Unity Catalog name: catalog.schema.model")
-    command.add_argument("--horizon-days", type=int, default=365)
+    command.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS)
     command.add_argument("--experiment", help="workspace path of the MLflow experiment")
     return command
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from attrition.contract.schema import POSITIVE_LABEL
 from attrition.outcomes import cbpe, metrics
-from attrition.outcomes.join import Joined, join_outcomes, month
+from attrition.outcomes.join import DEFAULT_HORIZON_DAYS, Joined, join_outcomes, month
 
 #: A month is flagged when the upper end of its realised ROC AUC interval lies below the training CV
 #: ROC AUC minus this margin: the drop is then larger than the margin even at the interval's best.
@@ -21,7 +21,7 @@ ROC_AUC_MARGIN = 0.05
 
 @dataclass(frozen=True)
 class Settings:
-    horizon_days: int = 365
+    horizon_days: int = DEFAULT_HORIZON_DAYS
     margin: float = ROC_AUC_MARGIN
     resamples: int = metrics.BOOTSTRAP_RESAMPLES
     seed: int = 0
