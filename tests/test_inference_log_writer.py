@@ -6,6 +6,7 @@ predictions the monthly outcomes report can still join."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import Counter as Tally
 from pathlib import Path
@@ -173,3 +174,31 @@ def test_log_compact_minimum_retention_keeps_exactly_what_the_monthly_report_joi
     assert retention_warning(None, "S") is None and retention_warning(needed, "S") is None
     assert retention_warning(needed - 1, "S", horizon_days=90) is None
     assert "S=395 " in retention_warning(needed - 1, "S")
+
+
+def test_log_compact_beside_a_live_writer_loses_nothing(tmp_path):
+    """The daily CronJob compacts while the server's writers append: Delta lets both commit (appends do
+    not conflict with optimize, nor with a delete of past days), and every appended row is kept."""
+    location = str(tmp_path / "log")
+    for _ in range(20):
+        append(location, to_arrow([_rows(5)]))
+    commits, errors, stop = [20], [], threading.Event()
+
+    def keep_appending() -> None:
+        while not stop.is_set():
+            try:
+                append(location, to_arrow([_rows(5, "live")]))
+                commits[0] += 1
+            except Exception as error:  # any failure is what the test reports
+                errors.append(repr(error))
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        runs = [compact(location, retention_days=min_retention_days(), vacuum_hours=0) for _ in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    assert errors == [] and commits[0] > 20 and runs[-1].version > runs[0].version
+    assert sum(run.files_compacted for run in runs) >= 20
+    assert len(read(location)) == 5 * commits[0]
