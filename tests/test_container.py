@@ -1,10 +1,12 @@
 """The default serving image run by podman as the production Deployment runs it (flags from the
 rendered overlay: UID/GID 10001, read-only root, every capability dropped, no new privileges, the
 emptyDirs as the only writable paths, the same environment and limits), with a model baked in
-(``attrition export`` -> build arg MODEL_DIR), on published ports of 127.0.0.1."""
+(``attrition export`` -> build arg MODEL_DIR), on published ports of 127.0.0.1; and the overlay's
+inference log compaction CronJob run once the same way."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -16,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 import yaml
+from deltalake import DeltaTable
 from helpers import ROOT, TrafficDuringFault
 from images import raw_post, require_images, start
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,12 +32,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from attrition.bundle import export
 from attrition.contract.schema import FEATURES
 from attrition.contract.trust import MIN_DRIFT_ROWS
+from attrition.inference_log import read
 from attrition.inference_log.keys import ENTITY_INPUT
+from attrition.inference_log.table import append
+from attrition.inference_log.writer import request_rows, to_arrow
 from attrition_runtime.client import EXAMPLE_EMPLOYEE, triton_inputs, v2_request
-from attrition_runtime.settings import RuntimeSettings
+from attrition_runtime.settings import INFERENCE_LOG_ENV, RuntimeSettings, env_name
 from attrition_runtime.wire import model_path
 from attrition_tools import image
-from attrition_tools.container import production_deployment
+from attrition_tools.container import production_deployment, production_job
 from attrition_tools.serve import SERVED_MODEL_NAME
 
 pytestmark = pytest.mark.container
@@ -150,6 +157,37 @@ def test_metrics_carry_every_series_the_alert_rules_query(container):
             break
         time.sleep(0.5)
     assert used <= exported, used - exported
+
+
+def _log_rows(day: dt.date, n: int = 2) -> pa.Table:
+    rows = to_arrow([request_rows("r", [None] * n, "m", "1", "open", [0.5] * n, ["No"] * n, [0.1] * n,
+                                  [False] * n, None)])  # fmt: skip
+    return rows.set_column(rows.schema.get_field_index("date"), "date", pa.array([day] * n, pa.date32()))
+
+
+def test_the_compaction_cronjob_runs_in_the_image_as_rendered(tmp_path):
+    """The overlay's CronJob run by podman with its flags (user, read-only root, limits), command and
+    environment, its ADLS location swapped for a mounted folder: the rendered retention deletes the
+    day past it, the small files of the other day become one, and nothing is warned."""
+    require_images()
+    job = production_job()
+    retention = int(job.env[env_name("inference_log_retention_days")])
+    today = dt.datetime.now(dt.UTC).date()
+    old, recent = today - dt.timedelta(days=retention + 1), today - dt.timedelta(days=1)
+    log = tmp_path / "log"
+    for day, commits in ((old, 3), (recent, 4)):
+        for _ in range(commits):
+            append(str(log), _log_rows(day))
+    for path in [log, *log.rglob("*")]:  # the container's user (10001) owns nothing here
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    args = job.run_args(
+        image.tag("default"), {INFERENCE_LOG_ENV: "/log"}, "--network=none", f"--volume={log}:/log"
+    )
+    done = image.podman(*args, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    assert "/log: deleted 6 rows past retention, compacted 4 files into 1," in done.stdout
+    assert "warning" not in done.stdout + done.stderr
+    assert len(DeltaTable(str(log)).file_uris()) == 1 and set(read(str(log))["date"]) == {recent}
 
 
 KILL_WORKER = """

@@ -1,6 +1,7 @@
 """What ships to AKS, checked offline: both Kustomize overlays render and validate against the
-Kubernetes schemas, differ where they must and keep the Pod Security hardening; the workflows match
-GitHub's schema; the Dockerfile passes hadolint. Each validator is also shown to reject a broken input."""
+Kubernetes schemas, differ where they must and keep the Pod Security hardening in every workload (the
+server and the inference log's daily compaction); the workflows match GitHub's schema; the Dockerfile
+passes hadolint. Each validator is also shown to reject a broken input."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import yaml
 from helpers import ROOT
 from kubernetes_validate.utils import latest_version
 
+from attrition.cli import parser as cli_parser
+from attrition.inference_log.retention import min_retention_days
 from attrition_runtime.settings import MODEL_ALIAS_ENV, MODEL_URI_ENV, RuntimeSettings, env_name
 from attrition_runtime.wire import DEFAULT_PORTS
 from attrition_tools.serve import SERVED_MODEL_NAME
@@ -36,6 +39,8 @@ CRD_GROUP = "monitoring.coreos.com/v1"
 #: API groups of CRD kinds: tests/test_crd_schemas.py validates them against the released CRDs' schemas.
 CRD_GROUPS = {"gateway.networking.k8s.io", "security.istio.io", "monitoring.coreos.com"}
 APP = "employee-attrition-serving"
+#: The inference log's daily compaction (kustomize/components/inference-log-compaction).
+COMPACTION = "employee-attrition-log-compaction"
 #: The model's name in MLServer (its URL path), from the image's model-settings.json.
 MODEL_NAME = SERVED_MODEL_NAME
 
@@ -55,9 +60,25 @@ def one(docs: list[dict], kind: str) -> dict:
     return doc
 
 
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
 def container(docs: list[dict]) -> dict:
     (server,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return server
+
+
+def pod_templates(docs: list[dict]) -> dict[str, dict]:
+    """Every workload's pod template by kind/name: the Deployment's, the CronJob's Job's."""
+    templates = {}
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            templates[f"Deployment/{doc['metadata']['name']}"] = doc["spec"]["template"]
+        elif doc["kind"] == "CronJob":
+            templates[f"CronJob/{doc['metadata']['name']}"] = doc["spec"]["jobTemplate"]["spec"]["template"]
+    return templates
 
 
 def settings(docs: list[dict]) -> dict[str, str]:
@@ -74,7 +95,7 @@ def rendered() -> dict[str, list[dict]]:
 def test_overlay_validates_strictly(rendered, overlay, version):
     docs = rendered[overlay]
     kinds = {d["kind"] for d in docs}
-    assert {"ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy",
+    assert {"ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy", "CronJob",
             "HorizontalPodAutoscaler", "PodDisruptionBudget", "Gateway", "HTTPRoute"} <= kinds  # fmt: skip
     # Namespaces are created out of band (kustomize/cluster): CD's identity may not create them.
     assert "Namespace" not in kinds
@@ -135,6 +156,31 @@ def test_overlays_differ_where_they_must(rendered):
     }
 
 
+def hardening_problems(pod: dict) -> list[str]:
+    """Pod Security "restricted" and more, for one pod spec: non-root as the image's numeric USER,
+    seccomp, no privilege escalation, read-only root, no capabilities, resources, writable mounts
+    on emptyDirs only."""
+    problems = []
+    context = pod.get("securityContext", {})
+    user = re.search(r"^USER (\d+)", DOCKERFILE.read_text(), re.MULTILINE)
+    if context.get("runAsNonRoot") is not True or context.get("runAsUser") != int(user.group(1)):
+        problems.append("not non-root as the image's USER")
+    if context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("no RuntimeDefault seccomp profile")
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    for c in pod["containers"]:
+        own = c.get("securityContext", {})
+        if own.get("allowPrivilegeEscalation") is not False or own.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{c['name']}: privilege escalation or a writable root filesystem")
+        if own.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{c['name']}: capabilities not all dropped")
+        if not (c.get("resources", {}).get("requests") and c.get("resources", {}).get("limits")):
+            problems.append(f"{c['name']}: no resource requests and limits")
+        if {m["name"] for m in c.get("volumeMounts", []) if not m.get("readOnly")} - empty_dirs:
+            problems.append(f"{c['name']}: writes outside an emptyDir")
+    return problems
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pod_security_restricted(rendered, overlay):
     docs = rendered[overlay]
@@ -142,24 +188,31 @@ def test_pod_security_restricted(rendered, overlay):
                     and d["metadata"]["name"] == f"attrition-{overlay}"]  # fmt: skip
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    # The image's numeric USER, so that runAsNonRoot can be verified without a name lookup.
-    user = re.search(r"^USER (\d+)", DOCKERFILE.read_text(), re.MULTILINE)
-    assert user and int(user.group(1)) == pod["securityContext"]["runAsUser"]
+    templates = pod_templates(docs)
+    assert set(templates) == {f"Deployment/{APP}", f"CronJob/{COMPACTION}"}
+    problems = {name: hardening_problems(t["spec"]) for name, t in templates.items()}
+    assert problems == dict.fromkeys(templates, [])
+    # The server's scratch space (MLServer's metrics and environments) is one of its emptyDirs.
     server = container(docs)
-    context = server["securityContext"]
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["capabilities"]["drop"] == ["ALL"]
-    assert server["resources"]["requests"] and server["resources"]["limits"]
-    # Every place the server writes is a mounted emptyDir (the projected Databricks token is read-only).
-    mounts = {m["mountPath"] for m in server["volumeMounts"]}
     env = {e["name"]: e["value"] for e in server["env"]}
-    assert {"/tmp", env["ATTRITION_RUNTIME_TMP"]} <= mounts
-    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-    assert {m["name"] for m in server["volumeMounts"] if not m.get("readOnly")} <= empty_dirs
+    assert {"/tmp", env["ATTRITION_RUNTIME_TMP"]} <= {m["mountPath"] for m in server["volumeMounts"]}
+
+
+def test_hardening_check_rejects_careless_pods(rendered):
+    pod = pod_templates(rendered["staging"])[f"CronJob/{COMPACTION}"]["spec"]
+    assert hardening_problems(pod) == []
+    cases = {
+        "not non-root": lambda p: p["securityContext"].update(runAsUser=0),
+        "seccomp": lambda p: p["securityContext"].pop("seccompProfile"),
+        "writable root": lambda p: p["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False),
+        "capabilities": lambda p: p["containers"][0]["securityContext"]["capabilities"].update(drop=[]),
+        "no resource": lambda p: p["containers"][0].pop("resources"),
+        "outside an emptyDir": lambda p: p["volumes"][0].pop("emptyDir"),
+    }
+    for expected, change in cases.items():
+        broken = copy.deepcopy(pod)
+        change(broken)
+        assert any(expected in problem for problem in hardening_problems(broken)), expected
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -183,8 +236,45 @@ def test_ports_probes_and_settings_match_the_server(rendered, overlay):
     assert {k for k in settings(docs) if k.startswith("ATTRITION_")} <= known
     selector = one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
-    assert one(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == selector
+    assert named(docs, "NetworkPolicy", APP)["spec"]["podSelector"]["matchLabels"] == selector
     assert one(docs, "Service")["spec"]["selector"] == selector
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_compaction_runs_daily_on_the_servers_log_as_the_server(rendered, overlay):
+    """The CronJob runs `attrition log compact` with the server's image, identity and settings (so on
+    the log the server writes, on ADLS), and keeps what the monthly outcomes report joins."""
+    docs = rendered[overlay]
+    cronjob = named(docs, "CronJob", COMPACTION)
+    server_pod = one(docs, "Deployment")["spec"]["template"]
+    pod = pod_templates(docs)[f"CronJob/{COMPACTION}"]
+    (compact,) = pod["spec"]["containers"]
+    assert compact["image"] == container(docs)["image"]
+    assert pod["spec"]["serviceAccountName"] == server_pod["spec"]["serviceAccountName"]
+    identity = "azure.workload.identity/use"
+    assert pod["metadata"]["labels"][identity] == server_pod["metadata"]["labels"][identity] == "true"
+    assert compact["envFrom"] == [{"configMapRef": {"name": one(docs, "ConfigMap")["metadata"]["name"]}}]
+    assert "env" not in compact  # the location and the retention come from the settings alone
+    assert settings(docs)["ATTRITION_INFERENCE_LOG"].startswith("abfss://")  # shared by every pod
+    retention = int(settings(docs)[env_name("inference_log_retention_days")])
+    assert retention >= min_retention_days()
+    # The image's PID 1 (tini) before the command, as in the image's ENTRYPOINT, and the command parses.
+    tini, dashes, *command = compact["command"]
+    assert f'ENTRYPOINT ["{tini}", "{dashes}",' in DOCKERFILE.read_text()
+    assert command == ["attrition", "log", "compact"] and "args" not in compact
+    assert cli_parser().parse_args(command[1:]).func.__name__ == "_log_compact"
+    spec, job = cronjob["spec"], cronjob["spec"]["jobTemplate"]["spec"]
+    assert spec["schedule"].split()[2:] == ["*", "*", "*"] and spec["timeZone"] == "Etc/UTC"  # daily
+    assert spec["concurrencyPolicy"] == "Forbid" and spec["startingDeadlineSeconds"] > 0
+    assert 1 <= spec["successfulJobsHistoryLimit"] <= 5 and 1 <= spec["failedJobsHistoryLimit"] <= 5
+    assert 0 < job["activeDeadlineSeconds"] <= 6 * 3600 and job["backoffLimit"] <= 3
+    assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["automountServiceAccountToken"] is False
+    # Its pods are none of the server's: no Service, PDB or server NetworkPolicy selects them.
+    labels = pod["metadata"]["labels"]
+    for selector in (one(docs, "Service")["spec"]["selector"],
+                     one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                     named(docs, "NetworkPolicy", APP)["spec"]["podSelector"]["matchLabels"]):  # fmt: skip
+        assert not selector.items() <= labels.items()
 
 
 def test_prometheus_resources_are_well_formed(rendered):

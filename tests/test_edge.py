@@ -79,6 +79,13 @@ def test_no_stored_secret_reaches_the_pods(rendered, overlay):
     (source,) = volume["projected"]["sources"]
     assert source["serviceAccountToken"]["expirationSeconds"] <= 3600
     assert source["serviceAccountToken"]["audience"]
+    # The inference log's compaction reads no Secret and holds no token but workload identity's.
+    (compaction,) = [
+        d["spec"]["jobTemplate"]["spec"]["template"]["spec"] for d in docs if d["kind"] == "CronJob"
+    ]
+    assert compaction["automountServiceAccountToken"] is False
+    assert not [v for v in compaction["volumes"] if "projected" in v or "secret" in v]
+    assert not [s for c in compaction["containers"] for s in c.get("envFrom", []) if "secretRef" in s]
 
 
 class Workspace(BaseHTTPRequestHandler):

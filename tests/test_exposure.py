@@ -2,8 +2,9 @@
 
 The Gateway routes three exact paths of the one model, never MLServer's repository API (which loads
 and unloads models without authentication), over HTTPS only (plain HTTP is redirected), with a
-certificate from cert-manager and timeouts that cover the anchor budget. The NetworkPolicy admits each
-port from its own clients only and lets out DNS and HTTPS to listed addresses. The Deployment's probes
+certificate from cert-manager and timeouts that cover the anchor budget. The server's NetworkPolicy
+admits each port from its own clients only and lets out DNS and HTTPS to listed addresses; the
+inference log compaction's admits nothing and lets out the same. The Deployment's probes
 ask about the model; its preStop hook, drain budget and grace period fit together; it is Guaranteed
 QoS; replicas spread over zones (strictly in production) and nodes; the HPA alone sets the replica
 count; the PDB never keeps an unhealthy pod. CD's patch that pins the model version renders on both
@@ -32,6 +33,8 @@ BIN = Path(sys.executable).parent
 KUSTOMIZE = ROOT / "kustomize"
 OVERLAYS = ("staging", "production")
 APP = "employee-attrition-serving"
+#: The inference log's daily compaction (kustomize/components/inference-log-compaction).
+COMPACTION = "employee-attrition-log-compaction"
 MODEL_SETTINGS = json.loads((ROOT / "runtime" / "model-settings.json").read_text())
 #: MLServer's name for the model: its URL paths are /v2/models/<name>/...
 MODEL = MODEL_SETTINGS["name"]
@@ -96,6 +99,11 @@ def render(overlay: Path) -> list[dict]:
 
 def one(docs: list[dict], kind: str) -> dict:
     (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     return doc
 
 
@@ -290,18 +298,31 @@ def normalized(peer: dict) -> dict:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policy_admits_only_its_clients(rendered, overlay):
     docs = rendered[overlay]
-    policy = one(docs, "NetworkPolicy")
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"} == {APP, COMPACTION}
+    policy = named(docs, "NetworkPolicy", APP)
     assert check_network_policy(policy) == []
     # It applies to the server's pods, and the ports it names are theirs.
     pod = one(docs, "Deployment")["spec"]["template"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     (server,) = pod["spec"]["containers"]
-    named = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert named == {p["name"] for p in server["ports"]}
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ports == {p["name"] for p in server["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_compaction_pods_admit_nothing_and_reach_what_the_server_reaches(rendered, overlay):
+    docs = rendered[overlay]
+    policy = named(docs, "NetworkPolicy", COMPACTION)
+    assert check_network_policy(policy) == []
+    assert policy["spec"]["ingress"] == [] and "Ingress" in policy["spec"]["policyTypes"]
+    # The egress rules (and so the cluster's CIDRs) are the server's, copied by the component.
+    assert policy["spec"]["egress"] == named(docs, "NetworkPolicy", APP)["spec"]["egress"]
+    pod = named(docs, "CronJob", COMPACTION)["spec"]["jobTemplate"]["spec"]["template"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
 
 
 def test_network_policy_check_rejects_open_policies(rendered):
-    good = one(rendered["production"], "NetworkPolicy")
+    good = named(rendered["production"], "NetworkPolicy", APP)
     assert check_network_policy(good) == []
     cases = {
         "admits every source": lambda s: s["ingress"][0].pop("from"),
@@ -443,6 +464,9 @@ def test_cd_pins_image_digest_and_model_version(tmp_path, overlay):
     docs = render(copy_root / "overlays" / overlay)
     (server,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert server["image"] == image
+    # `kustomize edit set image` moves the compaction to the same digest.
+    compaction = named(docs, "CronJob", COMPACTION)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert [c["image"] for c in compaction["containers"]] == [image]
     env = {e["name"]: e.get("value") for e in server["env"]}
     assert env["ATTRITION_MODEL_URI"] == f"models:/{MODEL}/7"
     assert check_rollout(one(docs, "Deployment"), one(docs, "HorizontalPodAutoscaler")) == []

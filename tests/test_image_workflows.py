@@ -16,7 +16,7 @@ import yaml
 from helpers import ROOT
 
 from attrition_tools import image
-from attrition_tools.container import production_deployment
+from attrition_tools.container import production_deployment, production_job
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 DIGEST_PIN = re.compile(r"^FROM \S+:\S+@sha256:[0-9a-f]{64} AS public-base$", re.MULTILINE)
@@ -160,6 +160,20 @@ def test_podman_flags_come_from_the_rendered_production_overlay():
     assert deployment.env["ATTRITION_MODEL_ALIAS"] == "production"
     assert deployment.ports == {"http": 8080, "grpc": 8081, "metrics": 8082}
     assert deployment.grace_s == 45 and deployment.readiness_path == "/v2/models/employee-attrition/ready"
+    # The inference log compaction CronJob: the same hardening, its own limits (millicores as podman's
+    # decimal CPUs), its command after the image's tini.
+    job = production_job()
+    flags = " ".join(job.flags)
+    for expected in (
+        "--user 10001:10001",
+        "--read-only --read-only-tmpfs=false",
+        "--cap-drop ALL",
+        "--tmpfs /tmp:rw,exec,nosuid,nodev,mode=1777,size=1g",
+        "--cpus 0.5 --memory 1g",
+    ):
+        assert expected in flags, (expected, flags)
+    assert job.command == ["/usr/bin/tini", "--", "attrition", "log", "compact"]
+    assert job.env["ATTRITION_INFERENCE_LOG"] == deployment.env["ATTRITION_INFERENCE_LOG"]
 
 
 def test_podman_flags_refuse_what_they_cannot_model(tmp_path):

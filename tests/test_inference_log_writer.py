@@ -1,29 +1,35 @@
 """The inference log's writer on a real local Delta table: commits every N rows or T seconds, a full
 buffer drops (counted) without blocking, a storage failure is retried until it heals, nothing is
-committed twice, and ``attrition log compact`` with retention."""
+committed twice, and ``attrition log compact`` with retention, which warns when it would delete
+predictions the monthly outcomes report can still join."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import Counter as Tally
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
 from attrition import cli
 from attrition.inference_log import read
-from attrition.inference_log.table import append
+from attrition.inference_log.retention import REPORT_INTERVAL_DAYS, min_retention_days, retention_warning
+from attrition.inference_log.table import append, compact
 from attrition.inference_log.writer import Counters, LogWriter, request_rows, to_arrow
+from attrition.outcomes.join import DEFAULT_HORIZON_DAYS, join_outcomes
+from attrition_runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.unit
 
 
-def _rows(n: int, request_id: str = "r") -> dict[str, list]:
+def _rows(n: int, request_id: str = "r", key: str | None = None) -> dict[str, list]:
     return request_rows(
-        request_id, [None] * n, "m", "1", "open", [0.5] * n, ["No"] * n, [0.1] * n, [False] * n, None
+        request_id, [key] * n, "m", "1", "open", [0.5] * n, ["No"] * n, [0.1] * n, [False] * n, None
     )
 
 
@@ -94,8 +100,8 @@ def test_close_gives_up_after_its_timeout_and_counts_what_it_lost(tmp_path):
     assert time.monotonic() - started < 5 and counts["dropped"] == 7 and counts["written"] == 0
 
 
-def _day(location: str, day: dt.date, n: int) -> None:
-    rows = to_arrow([_rows(n, f"{day}")])
+def _day(location: str, day: dt.date, n: int, key: str | None = None) -> None:
+    rows = to_arrow([_rows(n, f"{day}", key)])
     stamp = dt.datetime.combine(day, dt.time(12), dt.UTC)
     rows = rows.set_column(
         rows.schema.get_field_index("timestamp"),
@@ -106,8 +112,10 @@ def _day(location: str, day: dt.date, n: int) -> None:
     append(location, rows)
 
 
-@pytest.mark.parametrize("retention", [None, 30])
-def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(tmp_path, capsys, retention):
+@pytest.mark.parametrize(("retention", "given_as"), [(None, None), (30, "--retention-days"), (30, "env")])
+def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(
+    tmp_path, capsys, monkeypatch, retention, given_as
+):
     location = str(tmp_path / "log")
     today = dt.datetime.now(dt.UTC).date()
     old, recent = today - dt.timedelta(days=40), today - dt.timedelta(days=1)
@@ -116,9 +124,23 @@ def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(tmp_pa
         _day(location, recent, 3)
     files_before = len(DeltaTable(location).file_uris())
     argv = ["log", "compact", "--log", location, "--vacuum-hours", "0"]
-    assert cli.main(argv + (["--retention-days", str(retention)] if retention else [])) == 0
-    out = capsys.readouterr().out
+    monkeypatch.delenv("ATTRITION_INFERENCE_LOG_RETENTION_DAYS", raising=False)
+    if given_as == "env":
+        monkeypatch.setenv("ATTRITION_INFERENCE_LOG_RETENTION_DAYS", str(retention))
+    assert (
+        cli.main(argv + (["--retention-days", str(retention)] if given_as == "--retention-days" else [])) == 0
+    )
+    out, err = capsys.readouterr()
     assert ("compacted 8 files into 2" if retention is None else "deleted 8 rows past retention") in out
+    # 30 days is shorter than the outcomes report needs: one line on stderr and in the summary, naming
+    # where the retention came from and the report's horizon.
+    if retention:
+        setting = "ATTRITION_INFERENCE_LOG_RETENTION_DAYS" if given_as == "env" else given_as
+        (line,) = err.splitlines()
+        assert line.startswith(f"warning: {setting}=30 ") and "--horizon-days, 365" in line
+        assert "at least 396 days" in line and out.rstrip().endswith("; " + line)
+    else:
+        assert "warning" not in out + err
     log = read(location)
     table = DeltaTable(location)
     assert files_before == 8 and len(table.file_uris()) == (2 if retention is None else 1)
@@ -126,3 +148,57 @@ def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(tmp_pa
     assert (log["date"] >= recent).all() if retention else set(log["date"]) == {old, recent}
     on_disk = list(Path(location).rglob("*.parquet"))
     assert len(on_disk) == len(table.file_uris())  # vacuumed
+
+
+def test_log_compact_minimum_retention_keeps_exactly_what_the_monthly_report_joins(tmp_path):
+    """The oldest prediction an outcome joins was made ``horizon`` days before it, and the monthly
+    report runs up to a month after the outcome: compaction on the report's day with the minimum
+    retention keeps that prediction, one day less loses it (the outcome then counts as unjoined), and
+    a day more keeps nothing the report could join."""
+    outcome_day = dt.date(2026, 6, 1)
+    report_day = outcome_day + dt.timedelta(days=REPORT_INTERVAL_DAYS)
+    outcomes = pd.DataFrame({"entity_key": ["k"], "left": [1], "date": [pd.Timestamp(outcome_day, tz="UTC")]})
+    needed = min_retention_days()
+    unjoined = {}
+    for made_days_before, retention in ((DEFAULT_HORIZON_DAYS, needed), (DEFAULT_HORIZON_DAYS, needed - 1),
+                                        (DEFAULT_HORIZON_DAYS + 1, None)):  # fmt: skip
+        location = str(tmp_path / f"{made_days_before}-{retention}")
+        _day(location, outcome_day - dt.timedelta(days=made_days_before), 1, key="k")
+        _day(location, report_day, 1)  # the report day's own traffic
+        compact(location, retention, today=report_day)
+        unjoined[retention] = join_outcomes(read(location), outcomes, DEFAULT_HORIZON_DAYS).unjoined
+    assert unjoined == {needed: 0, needed - 1: 1, None: 1}
+    # The rule: the default horizon plus a month; the runtime's default (keep everything) satisfies it.
+    assert needed == DEFAULT_HORIZON_DAYS + 31 and min_retention_days(90) == 121
+    assert RuntimeSettings.model_fields["inference_log_retention_days"].default is None
+    assert retention_warning(None, "S") is None and retention_warning(needed, "S") is None
+    assert retention_warning(needed - 1, "S", horizon_days=90) is None
+    assert "S=395 " in retention_warning(needed - 1, "S")
+
+
+def test_log_compact_beside_a_live_writer_loses_nothing(tmp_path):
+    """The daily CronJob compacts while the server's writers append: Delta lets both commit (appends do
+    not conflict with optimize, nor with a delete of past days), and every appended row is kept."""
+    location = str(tmp_path / "log")
+    for _ in range(20):
+        append(location, to_arrow([_rows(5)]))
+    commits, errors, stop = [20], [], threading.Event()
+
+    def keep_appending() -> None:
+        while not stop.is_set():
+            try:
+                append(location, to_arrow([_rows(5, "live")]))
+                commits[0] += 1
+            except Exception as error:  # any failure is what the test reports
+                errors.append(repr(error))
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        runs = [compact(location, retention_days=min_retention_days(), vacuum_hours=0) for _ in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    assert errors == [] and commits[0] > 20 and runs[-1].version > runs[0].version
+    assert sum(run.files_compacted for run in runs) >= 20
+    assert len(read(location)) == 5 * commits[0]

@@ -145,6 +145,9 @@ def test_checkov_passes_the_rendered_overlays(checkov, rendered_files):
     assert unexplained(report) == []
     scanned = {c["file_abs_path"] for c in report["results"]["passed_checks"]}
     assert scanned == {str(f) for f in rendered_files}
+    # Every workload is scanned: the server and the inference log's daily compaction.
+    kinds = {c["resource"].split(".")[0] for c in report["results"]["passed_checks"]}
+    assert {"Deployment", "CronJob"} <= kinds
 
 
 def test_checkov_passes_the_dockerfile(checkov, tmp_path):

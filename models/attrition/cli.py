@@ -139,20 +139,28 @@ def _score_table(args: argparse.Namespace) -> int:
 
 
 def _log_compact(args: argparse.Namespace) -> int:
+    from attrition.inference_log.retention import retention_warning
     from attrition.inference_log.table import compact, storage_options
-    from attrition_runtime.settings import RuntimeSettings
+    from attrition_runtime.settings import RuntimeSettings, env_name
 
     settings = RuntimeSettings()
     location = args.log or settings.inference_log
-    retention = (
-        args.retention_days if args.retention_days is not None else settings.inference_log_retention_days
-    )
+    if args.retention_days is not None:
+        retention, source = args.retention_days, "--retention-days"
+    else:
+        retention = settings.inference_log_retention_days
+        source = env_name("inference_log_retention_days")
+    warning = retention_warning(retention, source)
+    if warning:
+        print(warning, file=sys.stderr)
     options = storage_options(location, settings.inference_log_storage_options)
-    print(f"{location}: {compact(location, retention, args.vacuum_hours, options).summary()}")
+    summary = compact(location, retention, args.vacuum_hours, options).summary()
+    print(f"{location}: {summary}" + (f"; {warning}" if warning else ""))
     return 0
 
 
 def _log_commands(sub) -> None:
+    from attrition.inference_log.retention import min_retention_days
     from attrition.inference_log.table import VACUUM_RETENTION_HOURS
 
     log = sub.add_parser("log", help="maintain the inference log (a Delta table)")
@@ -160,8 +168,9 @@ def _log_commands(sub) -> None:
     compact = log_sub.add_parser(
         "compact",
         help="delete days past retention, rewrite small files into few, vacuum",
-        description="The server commits small files every few seconds per worker: run this daily "
-        "(a Kubernetes CronJob, a Databricks job) to keep reads fast and storage bounded.",
+        description="The server commits small files every few seconds per worker: compaction keeps "
+        "reads fast and storage bounded. The AKS overlays run it daily (the CronJob "
+        "employee-attrition-log-compaction); wherever else the log lives, schedule it daily yourself.",
     )
     compact.add_argument(
         "--log", help="table location (default: $ATTRITION_INFERENCE_LOG or the local folder)"
@@ -170,7 +179,9 @@ def _log_commands(sub) -> None:
         "--retention-days",
         type=int,
         help="delete whole days older than this "
-        "(default: $ATTRITION_INFERENCE_LOG_RETENTION_DAYS; unset: keep all)",
+        "(default: $ATTRITION_INFERENCE_LOG_RETENTION_DAYS; unset: keep all); under "
+        f"{min_retention_days()} (the outcomes report's horizon + a month) the monthly report loses "
+        "predictions, and this warns",
     )
     compact.add_argument(
         "--vacuum-hours",

@@ -59,7 +59,8 @@ class RuntimeSettings(BaseSettings):
     #: How long a shutdown keeps trying to commit what is buffered: with the drain (ATTRITION_DRAIN_S,
     #: 30 s at most) within the pod's terminationGracePeriodSeconds (45 s).
     inference_log_flush_timeout_s: float = Field(10.0, gt=0)
-    #: Days of log that ``attrition log compact`` keeps (whole days; none: keep everything).
+    #: Days of log that ``attrition log compact`` keeps (whole days; none: keep everything); under
+    #: ``attrition.inference_log.retention.min_retention_days()`` the outcomes report loses predictions.
     inference_log_retention_days: int | None = Field(None, ge=1)
 
     @classmethod

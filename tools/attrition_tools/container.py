@@ -1,6 +1,6 @@
-"""The serving image run as the production Deployment runs it: the rendered overlay
-(``kubectl kustomize kustomize/overlays/production``) turned into ``podman run`` flags, so that the
-container test and the benchmark never restate the manifest.
+"""The serving image run as the production Deployment (or its inference log compaction CronJob) runs
+it: the rendered overlay (``kubectl kustomize kustomize/overlays/production``) turned into ``podman
+run`` flags, so that the container test and the benchmark never restate the manifest.
 
 From the manifest: the user and group (``runAsUser``/``runAsGroup``/``fsGroup``), the read-only root
 filesystem (and no other writable path than the ``emptyDir`` mounts, which become tmpfs mounts of the
@@ -41,6 +41,11 @@ def _size(quantity: str) -> str:
         if quantity.endswith(suffix):
             return quantity.removesuffix(suffix) + short
     return quantity
+
+
+def _cpus(quantity: str) -> str:
+    """A Kubernetes CPU quantity ("2", "500m") as podman's ``--cpus`` takes it ("2", "0.5")."""
+    return str(int(quantity.removesuffix("m")) / 1000) if quantity.endswith("m") else quantity
 
 
 @dataclass
@@ -107,15 +112,16 @@ def _volume_flags(pod: dict, container: dict) -> list[str]:
     return flags
 
 
-def production_deployment(overlay: Path = PRODUCTION_OVERLAY) -> Deployment:
-    """The overlay rendered with kubectl, read back as podman flags."""
+def _rendered(overlay: Path) -> list[dict]:
     command = [kubectl(), "kustomize", str(overlay)]
     rendered = subprocess.run(command, capture_output=True, text=True, check=True)
-    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
-    pod = deployment["spec"]["template"]["spec"]
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+
+def _run_flags(docs: list[dict], pod: dict) -> tuple[list[str], dict[str, str]]:
+    """The podman flags and the environment of the pod's only container."""
     (container,) = pod["containers"]
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -125,9 +131,19 @@ def production_deployment(overlay: Path = PRODUCTION_OVERLAY) -> Deployment:
     limits = container.get("resources", {}).get("limits", {})
     flags = _security_flags(pod, container) + _volume_flags(pod, container)
     if "cpu" in limits:
-        flags += ["--cpus", str(limits["cpu"])]
+        flags += ["--cpus", _cpus(str(limits["cpu"]))]
     if "memory" in limits:
         flags += ["--memory", _size(limits["memory"])]
+    return flags, env
+
+
+def production_deployment(overlay: Path = PRODUCTION_OVERLAY) -> Deployment:
+    """The overlay rendered with kubectl, read back as podman flags."""
+    docs = _rendered(overlay)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flags, env = _run_flags(docs, pod)
     return Deployment(
         flags=flags,
         env=env,
@@ -135,6 +151,31 @@ def production_deployment(overlay: Path = PRODUCTION_OVERLAY) -> Deployment:
         grace_s=int(pod.get("terminationGracePeriodSeconds", 30)),
         readiness_path=container["readinessProbe"]["httpGet"]["path"],
     )
+
+
+@dataclass
+class Job:
+    """What ``podman run`` needs to run the image once as the overlay's CronJob runs it."""
+
+    flags: list[str]
+    env: dict[str, str]
+    command: list[str]  # the container's command and args: the entrypoint first
+
+    def run_args(self, image: str, env: dict[str, str] | None = None, *extra_flags: str) -> list[str]:
+        """``podman run`` arguments; ``env`` overrides the manifest's."""
+        args = ["run", "--rm", *self.flags, *extra_flags, "--entrypoint", self.command[0]]
+        args += [f"--env={key}={value}" for key, value in {**self.env, **(env or {})}.items()]
+        return [*args, image, *self.command[1:]]
+
+
+def production_job(overlay: Path = PRODUCTION_OVERLAY) -> Job:
+    """The overlay's one CronJob (the inference log's compaction), read back as podman flags."""
+    docs = _rendered(overlay)
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob"]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flags, env = _run_flags(docs, pod)
+    return Job(flags=flags, env=env, command=[*container["command"], *container.get("args", [])])
 
 
 def publish_args(container_ports: dict[str, int], host_ports: dict[str, int]) -> list[str]:
