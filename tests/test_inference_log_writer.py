@@ -6,6 +6,8 @@ predictions the monthly outcomes report can still join."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter as Tally
@@ -19,7 +21,7 @@ from deltalake import DeltaTable
 from attrition import cli
 from attrition.inference_log import read
 from attrition.inference_log.retention import REPORT_INTERVAL_DAYS, min_retention_days, retention_warning
-from attrition.inference_log.table import append, compact
+from attrition.inference_log.table import TABLE_PROPERTIES, append, compact
 from attrition.inference_log.writer import Counters, LogWriter, request_rows, to_arrow
 from attrition.outcomes.join import DEFAULT_HORIZON_DAYS, join_outcomes
 from attrition_runtime.settings import RuntimeSettings
@@ -100,6 +102,28 @@ def test_close_gives_up_after_its_timeout_and_counts_what_it_lost(tmp_path):
     assert time.monotonic() - started < 5 and counts["dropped"] == 7 and counts["written"] == 0
 
 
+def test_the_table_is_created_with_a_checkpoint_every_10_commits(tmp_path):
+    """Each append replays the commits since the last checkpoint: few, so a writer stays small."""
+    location = tmp_path / "log"
+    for i in range(11):
+        append(str(location), to_arrow([_rows(1, f"r{i}")]))
+    assert DeltaTable(str(location)).metadata().configuration == TABLE_PROPERTIES
+    assert len(list((location / "_delta_log").glob("*.checkpoint.parquet"))) == 1  # at the 10th commit
+    assert len(read(str(location))) == 11
+
+
+def test_only_a_commit_loads_delta_rs():
+    """MLServer's main process imports the runtime module and a worker its log writer: neither maps
+    delta-rs (about 20 MiB of RSS each) until the writer thread's first commit."""
+    script = (
+        "import sys\n"
+        "import attrition_runtime.runtime, attrition_runtime.logbook, attrition.inference_log\n"
+        "print('deltalake' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def _day(location: str, day: dt.date, n: int, key: str | None = None) -> None:
     rows = to_arrow([_rows(n, f"{day}", key)])
     stamp = dt.datetime.combine(day, dt.time(12), dt.UTC)
@@ -146,7 +170,7 @@ def test_log_compact_rewrites_small_files_and_deletes_days_past_retention(
     assert files_before == 8 and len(table.file_uris()) == (2 if retention is None else 1)
     assert len(log) == (20 if retention is None else 12)
     assert (log["date"] >= recent).all() if retention else set(log["date"]) == {old, recent}
-    on_disk = list(Path(location).rglob("*.parquet"))
+    on_disk = [f for f in Path(location).rglob("*.parquet") if "_delta_log" not in f.parts]
     assert len(on_disk) == len(table.file_uris())  # vacuumed
 
 
