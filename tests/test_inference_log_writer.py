@@ -226,3 +226,17 @@ def test_log_compact_beside_a_live_writer_loses_nothing(tmp_path):
     assert errors == [] and commits[0] > 20 and runs[-1].version > runs[0].version
     assert sum(run.files_compacted for run in runs) >= 20
     assert len(read(location)) == 5 * commits[0]
+
+
+def test_a_drop_line_counts_every_row_dropped_since_the_previous_line(tmp_path, caplog):
+    writer = LogWriter(str(tmp_path / "log"))  # not started: drop() alone
+    with caplog.at_level("WARNING"):
+        writer.drop(2, "the buffer is full")
+        writer.drop(3, "the buffer is full")  # within 10 s of the first line: counted, not logged
+        writer._last_drop_log -= 10.0
+        writer.drop(4, "storage is down")
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == [
+        "inference log: dropped 2 rows because the buffer is full",
+        "inference log: dropped 7 rows because storage is down",
+    ]

@@ -68,6 +68,8 @@ class LogWriter:
         self._lost_at_close = 0
         self._close_deadline = float("inf")
         self._last_drop_log = -float("inf")
+        self._drops_unlogged = 0  # rows dropped since the last warning line
+        self._drop_lock = threading.Lock()
         #: Delta's idempotent-write marker: a commit that failed but landed is not written again.
         self.writer_id, self._batches = f"attrition-inference-log-{uuid.uuid4()}", 0
         self._thread = threading.Thread(target=self._run, name="attrition-inference-log", daemon=True)
@@ -174,12 +176,18 @@ class LogWriter:
         return version is not None and version >= self._batches
 
     def drop(self, count: int, why: str) -> None:
-        """Count and log rows that will not be written (logged at most once per 10 s)."""
+        """Count and log rows that will not be written. Drops come in floods: one line per 10 s at
+        most, with every row dropped since the previous line (the last reason given)."""
         self.counters.dropped(count)
-        now = time.monotonic()
-        if now - self._last_drop_log >= 10.0:  # at most one line per 10 s: drops come in floods
-            self._last_drop_log = now
-            self.log.warning(f"inference log: dropped {count} rows because {why}")
+        with self._drop_lock:
+            self._drops_unlogged += count
+            now = time.monotonic()
+            if now - self._last_drop_log < 10.0:
+                return
+            self._last_drop_log, total, self._drops_unlogged = now, self._drops_unlogged, 0
+        self.log.warning(
+            f"inference log: dropped {total} rows because {why} (every drop since the last line)"
+        )
 
 
 def to_arrow(chunks: list[Rows]) -> pa.Table:
