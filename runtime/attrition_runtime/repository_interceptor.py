@@ -16,7 +16,6 @@ own interceptors, servicers and options stay exactly as MLServer builds them
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
@@ -25,6 +24,7 @@ import grpc
 from grpc import aio
 from mlserver.grpc import GRPCServer
 
+from attrition_runtime.grpc_unary import before_unary
 from attrition_runtime.request_ids import RequestIdInterceptor
 
 #: Method-name prefixes of MLServer's repository API (load, unload, index) on its gRPC port.
@@ -72,19 +72,13 @@ class RepositoryInterceptor(aio.ServerInterceptor):
 def loopback_only(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """The handler, refusing other peers. The repository methods are all unary; a streaming one (none
     today) would be refused to every peer rather than served unchecked."""
-    behaviour = handler.unary_unary
+    streaming = handler.unary_unary is None
 
-    async def guarded(request, context: aio.ServicerContext):
-        if behaviour is None or not is_loopback(context.peer()):
+    async def check(request, context: aio.ServicerContext) -> None:
+        if streaming or not is_loopback(context.peer()):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, DENIED)
-        result = behaviour(request, context)
-        return await result if inspect.isawaitable(result) else result
 
-    return grpc.unary_unary_rpc_method_handler(
-        guarded,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return before_unary(handler, check)
 
 
 class GuardedGRPCServer(GRPCServer):

@@ -9,12 +9,13 @@ telemetry line agree, as over REST. Ids that clients set pass untouched.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc import aio
+
+from attrition_runtime.grpc_unary import before_unary
 
 #: The V2 inference method on MLServer's gRPC port.
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -33,16 +34,8 @@ class RequestIdInterceptor(aio.ServerInterceptor):
 
 
 def with_request_id(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    behaviour = handler.unary_unary
-
-    async def identified(request, context: aio.ServicerContext):
+    async def identify(request, context: aio.ServicerContext) -> None:
         if not request.id:
             request.id = str(uuid.uuid4())
-        result = behaviour(request, context)
-        return await result if inspect.isawaitable(result) else result
 
-    return grpc.unary_unary_rpc_method_handler(
-        identified,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return before_unary(handler, identify)
