@@ -9,9 +9,13 @@ out-of-fold scores, so the compiled scorer serves the pipeline and applies the m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
 
 from attrition.outcomes.metrics import calibration_table, expected_calibration_error
 from attrition.serving.compiled.calibration import DECISION_FUNCTION, SETTINGS
@@ -37,7 +41,7 @@ def choose_method(setting: str, oof_ece: float) -> str | None:
 
 
 def fit_calibrated(
-    build, X, y, method: str, cv: StratifiedKFold
+    build: Callable[[], Pipeline], X: pd.DataFrame, y: pd.Series, method: str, cv: StratifiedKFold
 ) -> tuple[CalibratedClassifierCV, np.ndarray]:
     """The calibrated classifier, and its out-of-fold probabilities: the calibrator applied to the
     out-of-fold scores it was fitted on (same folds, same seeded estimators), for the threshold."""

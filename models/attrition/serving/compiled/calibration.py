@@ -23,11 +23,11 @@ METHODS = ("sigmoid", "isotonic")
 SETTINGS = ("auto", *METHODS, "off")
 
 
-def is_calibrated(classifier) -> bool:
+def is_calibrated(classifier: object) -> bool:
     return type(classifier).__name__ == "CalibratedClassifierCV"
 
 
-def base_pipeline(classifier):
+def base_pipeline(classifier: object) -> object:
     """The fitted pipeline whose score a calibrated classifier maps (the classifier itself if none)."""
     if not is_calibrated(classifier):
         return classifier
@@ -40,7 +40,7 @@ def _single(classifier):
     return classifier.calibrated_classifiers_[0]
 
 
-def compile_calibration(classifier) -> dict[str, np.ndarray]:
+def compile_calibration(classifier: object) -> dict[str, np.ndarray]:
     """A fitted ``CalibratedClassifierCV(ensemble=False)`` -> its calibration map, as arrays."""
     inner = _single(classifier)
     (calibrator,) = inner.calibrators
